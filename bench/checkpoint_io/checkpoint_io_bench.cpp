@@ -1,0 +1,127 @@
+// Save and load throughput of the `torch` checkpointer plugin, loaded through the
+// PluginLoader as the engine loads it, for a model of --mb megabytes (default 128):
+//   save     checkpointer->save(files) of bytes already serialised: hashing, writing,
+//            fsync, rename, retention — what the plugin adds to the engine's work;
+//   load     checkpointer->load(path) with the files dropped from the page cache first
+//            (posix_fadvise DONTNEED), so the bytes come from the disk: read + SHA-256;
+//   and the same end to end, with model -> archive bytes and back.
+// MB = 10^6 bytes, as dd counts. Prints one "name value" line per figure (medians).
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <sstream>
+
+#include "plugin_loader.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+// Linear layers of 2048 x 2048 until the parameters reach `megabytes`.
+torch::nn::Sequential make_model(double megabytes) {
+  const std::int64_t width = 2048;
+  const double layer_mb = static_cast<double>(width * (width + 1) * 4) / 1e6;
+  torch::nn::Sequential model;
+  for (double mb = 0; mb < megabytes; mb += layer_mb) model->push_back(torch::nn::Linear(width, width));
+  return model;
+}
+
+std::string model_bytes(const torch::nn::Module& model) {
+  torch::serialize::OutputArchive archive;
+  model.save(archive);
+  std::string bytes;
+  archive.save_to([&](const void* data, std::size_t size) {
+    bytes.append(static_cast<const char*>(data), size);
+    return size;
+  });
+  return bytes;
+}
+
+// Asks the kernel to forget the cached pages of every file in `dir` (they are clean:
+// the checkpointer fsynced them), so that the next read comes from the disk.
+void drop_from_page_cache(const fs::path& dir) {
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    int fd = ::open(entry.path().c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) continue;
+    ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+    ::close(fd);
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string dir = (fs::temp_directory_path() / "hpt-checkpoint-io").string();
+  double megabytes = 128;
+  int repeats = 3;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    std::string key = argv[i];
+    if (key == "--dir") dir = argv[i + 1];
+    else if (key == "--mb") megabytes = std::stod(argv[i + 1]);
+    else if (key == "--repeats") repeats = std::max(1, std::stoi(argv[i + 1]));
+    else {
+      std::cerr << "usage: checkpoint_io_bench [--dir DIR] [--mb MB] [--repeats N]\n";
+      return 2;
+    }
+  }
+  torch::set_num_threads(1);
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+
+  hpt::host::PluginLoader loader(hpt::host::PluginLoader::default_dirs({}));
+  auto info = loader.find(hpt::PluginKind::Checkpointer, "torch");
+  hpt::Options options = hpt::Options::defaults(info->options);
+  options.set("keep_last", std::int64_t{1});
+  hpt::PluginContext context;
+  context.run_dir = dir;
+  auto checkpointer = loader.create<hpt::Checkpointer>(*info, context, options);
+
+  torch::nn::Sequential model = make_model(megabytes);
+  std::vector<double> save_s, load_s, serialise_s, deserialise_s;
+  double total_mb = 0;
+  for (int r = 0; r < repeats; ++r) {
+    auto t0 = Clock::now();
+    std::vector<hpt::CheckpointFile> files{{"model.pt", model_bytes(*model)}, {"engine.pt", "step"}};
+    serialise_s.push_back(seconds_since(t0));
+    total_mb = static_cast<double>(files[0].bytes.size() + files[1].bytes.size()) / 1e6;
+
+    t0 = Clock::now();
+    hpt::CheckpointInfo saved = checkpointer->save(r + 1, files, {});
+    save_s.push_back(seconds_since(t0));
+    files.clear();
+
+    drop_from_page_cache(saved.path);
+    t0 = Clock::now();
+    std::vector<hpt::CheckpointFile> loaded = checkpointer->load(saved.path);
+    load_s.push_back(seconds_since(t0));
+
+    t0 = Clock::now();
+    torch::serialize::InputArchive archive;
+    archive.load_from(loaded[0].bytes.data(), loaded[0].bytes.size());
+    model->load(archive);
+    deserialise_s.push_back(seconds_since(t0));
+  }
+  fs::remove_all(dir);
+
+  const double save = median(save_s), load = median(load_s);
+  const double serialise = median(serialise_s), deserialise = median(deserialise_s);
+  std::printf("checkpoint_mb %.1f\n", total_mb);
+  std::printf("save_seconds %.3f\nsave_MBps %.1f\n", save, total_mb / save);
+  std::printf("load_cold_seconds %.3f\nload_cold_MBps %.1f\n", load, total_mb / load);
+  std::printf("save_end_to_end_MBps %.1f\n", total_mb / (serialise + save));
+  std::printf("load_end_to_end_MBps %.1f\n", total_mb / (load + deserialise));
+  return 0;
+}

@@ -1,0 +1,258 @@
+#include "cli.hpp"
+
+#include <csignal>
+#include <filesystem>
+#include <iomanip>
+#include <iostream>
+#include <sstream>
+
+#include "engine.hpp"
+#include "manifest.hpp"
+#include "plugin_loader.hpp"
+
+namespace hpt::host {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+const char* kUsage =
+    "hpt - hybrid predictive trainer\n"
+    "\n"
+    "usage:\n"
+    "  hpt run MANIFEST.toml [key.path=value ...] [--overwrite]   train\n"
+    "  hpt validate MANIFEST.toml [key.path=value ...]           check a manifest without running\n"
+    "  hpt plugins [--kind KIND]                                 list the plugins that can be loaded\n"
+    "  hpt resume RUN_DIR [key.path=value ...]                   continue from the last good checkpoint\n"
+    "  hpt COMMAND --help                                        help for one command\n"
+    "\n"
+    "exit codes: 0 success, 1 failure while running, 2 bad input (manifest, plugin, arguments)\n"
+    "plugins are searched in build/plugins, then $HPT_PLUGIN_PATH (colon-separated), then run.plugin_dirs\n";
+
+const char* kRunHelp =
+    "usage: hpt run MANIFEST.toml [key.path=value ...] [--overwrite] [--progress|--no-progress]\n"
+    "\n"
+    "Trains as the manifest says. Any key can be overridden: optimizer.lr=3e-3 run.seed=2\n"
+    "(the value is parsed as TOML; text that is not TOML is taken as a string).\n"
+    "Writes runs/<run.name>/: config.resolved.toml, metrics.jsonl, summary.json, hpt.log, checkpoints/.\n"
+    "An existing run directory is refused unless --overwrite is given (or run.resume=true).\n";
+
+const char* kValidateHelp =
+    "usage: hpt validate MANIFEST.toml [key.path=value ...]\n"
+    "\n"
+    "Parses the manifest, applies the overrides, loads the plugins it names and checks every\n"
+    "key against their declared options. Prints the resolved manifest; exit 2 on any problem.\n";
+
+const char* kPluginsHelp =
+    "usage: hpt plugins [--kind KIND] [--dir DIR ...]\n"
+    "\n"
+    "Lists every plugin library in the search path with its kind, name, version and options.\n"
+    "KIND is one of: task optimizer backend dynamics correction phase checkpointer.\n";
+
+const char* kResumeHelp =
+    "usage: hpt resume RUN_DIR [key.path=value ...]\n"
+    "\n"
+    "Continues the run in RUN_DIR from its latest valid checkpoint, with the manifest it was\n"
+    "started with (RUN_DIR/config.resolved.toml) and the overrides given here.\n";
+
+bool wants_help(const std::vector<std::string>& args) {
+  for (const auto& a : args)
+    if (a == "--help" || a == "-h") return true;
+  return false;
+}
+
+struct RunArgs {
+  std::string manifest;
+  std::vector<std::string> overrides;
+  bool overwrite = false;
+  int progress = -1;
+};
+
+RunArgs parse_run_args(const std::vector<std::string>& args, const char* usage) {
+  RunArgs r;
+  for (std::size_t i = 1; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    if (a == "--overwrite") r.overwrite = true;
+    else if (a == "--progress") r.progress = 1;
+    else if (a == "--no-progress") r.progress = 0;
+    else if (a.rfind("--", 0) == 0) throw BadInput("unknown option " + a + "\n" + usage);
+    else if (r.manifest.empty()) r.manifest = a;
+    else if (a.find('=') != std::string::npos) r.overrides.push_back(a);
+    else throw BadInput("unexpected argument '" + a + "' (overrides look like key.path=value)\n" + usage);
+  }
+  if (r.manifest.empty()) throw BadInput(std::string("missing manifest\n") + usage);
+  return r;
+}
+
+std::string format_summary(const RunSummary& s, const RunConfig& run) {
+  std::ostringstream os;
+  os << std::fixed;
+  os << "run " << run.name << ": " << s.status << " after " << s.steps << " steps (" << s.real_steps << " real, "
+     << s.predicted_steps << " predicted), " << std::setprecision(2) << s.train_seconds << " s training, "
+     << s.eval_seconds << " s evaluation\n";
+  for (const auto& [k, v] : s.final_metrics) os << "  " << k << " = " << std::setprecision(4) << v << "\n";
+  if (run.target) {
+    if (s.seconds_to_target)
+      os << "  target " << run.target->metric << " " << (run.target->maximize ? ">= " : "<= ") << run.target->value
+         << " reached at step " << *s.steps_to_target << " after " << std::setprecision(2) << *s.seconds_to_target
+         << " s of training\n";
+    else
+      os << "  target " << run.target->metric << " " << run.target->value << " not reached\n";
+  }
+  if (!s.run_dir.empty()) os << "  results in " << s.run_dir << "/summary.json\n";
+  return os.str();
+}
+
+int do_run(const RunArgs& a, std::ostream& out) {
+  Manifest m = Manifest::load(a.manifest, a.overrides);
+  PluginLoader loader(PluginLoader::default_dirs(plugin_dirs_of(m)));
+  ResolvedManifest resolved = resolve(m, loader);
+  const RunConfig run = resolved.run;
+  EngineOptions options;
+  options.overwrite = a.overwrite;
+  options.progress = a.progress;
+  Engine engine(std::move(resolved), loader, options);
+  out << format_summary(engine.run(), run);
+  return kExitOk;
+}
+
+int do_validate(const RunArgs& a, std::ostream& out) {
+  Manifest m = Manifest::load(a.manifest, a.overrides);
+  PluginLoader loader(PluginLoader::default_dirs(plugin_dirs_of(m)));
+  ResolvedManifest resolved = resolve(m, loader);
+  out << resolved.to_toml();
+  out << "\n# " << a.manifest << " is valid\n";
+  return kExitOk;
+}
+
+int do_plugins(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  std::string kind_filter;
+  std::vector<std::string> extra;
+  for (std::size_t i = 1; i < args.size(); ++i) {
+    if ((args[i] == "--kind" || args[i] == "--dir") && i + 1 < args.size()) {
+      (args[i] == "--kind" ? kind_filter : (extra.emplace_back(), extra.back())) = args[i + 1];
+      ++i;
+    } else {
+      throw BadInput("unexpected argument '" + args[i] + "'\n" + kPluginsHelp);
+    }
+  }
+  if (!kind_filter.empty()) {
+    std::vector<std::string> kinds;
+    for (PluginKind k : all_plugin_kinds()) kinds.push_back(section_name(k));
+    if (std::find(kinds.begin(), kinds.end(), kind_filter) == kinds.end()) {
+      std::string near = closest_name(kind_filter, kinds);
+      std::string list;
+      for (const auto& k : kinds) list += (list.empty() ? "" : ", ") + k;
+      throw BadInput("unknown plugin kind '" + kind_filter + "'" + (near.empty() ? "" : "; did you mean '" + near + "'?") +
+                     " (kinds: " + list + ")");
+    }
+  }
+  PluginLoader loader(PluginLoader::default_dirs(extra));
+  std::vector<std::string> problems;
+  auto all = loader.load_all(&problems);
+  out << "plugin search path: ";
+  for (std::size_t i = 0; i < loader.dirs().size(); ++i) out << (i ? ":" : "") << loader.dirs()[i];
+  out << "\n";
+  for (PluginKind k : all_plugin_kinds()) {
+    if (!kind_filter.empty() && kind_filter != section_name(k)) continue;
+    out << "\n" << section_name(k) << " (" << interface_name(k) << ")\n";
+    bool any = false;
+    for (const auto& p : all) {
+      if (p->kind != k) continue;
+      any = true;
+      out << "  " << std::left << std::setw(16) << p->name << " " << std::setw(8) << p->version << " " << p->summary
+          << "\n";
+      for (const auto& o : p->options) {
+        std::string range;
+        std::ostringstream r;
+        if (o.min || o.max) {
+          r << " [";
+          if (o.min) r << *o.min;
+          r << "..";
+          if (o.max) r << *o.max;
+          r << "]";
+        }
+        if (!o.choices.empty()) {
+          r << " {";
+          for (std::size_t i = 0; i < o.choices.size(); ++i) r << (i ? "|" : "") << o.choices[i];
+          r << "}";
+        }
+        out << "      " << std::left << std::setw(22) << (o.name + " = " + to_toml(o.default_value)) << " "
+            << to_string(o.type) << r.str() << ": " << o.doc << "\n";
+      }
+    }
+    if (!any) out << "  (none)\n";
+  }
+  for (const auto& p : problems) err << "warning: " << p << "\n";
+  return kExitOk;
+}
+
+int do_resume(const std::vector<std::string>& args, std::ostream& out) {
+  if (args.size() < 2) throw BadInput(std::string("missing run directory\n") + kResumeHelp);
+  fs::path dir = fs::path(args[1]).lexically_normal();
+  if (dir.filename().empty()) dir = dir.parent_path();
+  fs::path resolved = dir / "config.resolved.toml";
+  if (!fs::exists(resolved))
+    throw BadInput("cannot resume " + dir.string() + ": no config.resolved.toml there (is it a run directory?)");
+  RunArgs a;
+  a.manifest = resolved.string();
+  a.overrides = {"run.resume=true", "run.name=\"" + dir.filename().string() + "\"",
+                 "run.runs_dir=\"" + (dir.parent_path().empty() ? std::string(".") : dir.parent_path().string()) + "\""};
+  for (std::size_t i = 2; i < args.size(); ++i) {
+    if (args[i] == "--progress") a.progress = 1;
+    else if (args[i] == "--no-progress") a.progress = 0;
+    else if (args[i].find('=') != std::string::npos) a.overrides.push_back(args[i]);
+    else throw BadInput("unexpected argument '" + args[i] + "'\n" + kResumeHelp);
+  }
+  return do_run(a, out);
+}
+
+}  // namespace
+
+int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  try {
+    if (args.empty()) {
+      err << kUsage;
+      return kExitBadInput;
+    }
+    const std::string& cmd = args[0];
+    if (cmd == "--help" || cmd == "-h" || cmd == "help") {
+      out << kUsage;
+      return kExitOk;
+    }
+    if (cmd == "--version") {
+      out << "hpt " << HPT_VERSION_STRING << " (SDK ABI " << HPT_SDK_ABI_MAJOR << "." << HPT_SDK_ABI_MINOR
+          << ", LibTorch " << HPT_TORCH_VERSION_STRING << ")\n";
+      return kExitOk;
+    }
+    if (cmd == "run") {
+      if (wants_help(args)) return out << kRunHelp, kExitOk;
+      return do_run(parse_run_args(args, kRunHelp), out);
+    }
+    if (cmd == "validate") {
+      if (wants_help(args)) return out << kValidateHelp, kExitOk;
+      return do_validate(parse_run_args(args, kValidateHelp), out);
+    }
+    if (cmd == "plugins") {
+      if (wants_help(args)) return out << kPluginsHelp, kExitOk;
+      return do_plugins(args, out, err);
+    }
+    if (cmd == "resume") {
+      if (wants_help(args)) return out << kResumeHelp, kExitOk;
+      return do_resume(args, out);
+    }
+    std::vector<std::string> commands = {"run", "validate", "plugins", "resume"};
+    std::string near = closest_name(cmd, commands);
+    err << "hpt: unknown command '" << cmd << "'" << (near.empty() ? "" : "; did you mean '" + near + "'?") << "\n\n"
+        << kUsage;
+    return kExitBadInput;
+  } catch (const BadInput& e) {
+    err << "hpt: error: " << e.what() << "\n";
+    return kExitBadInput;
+  } catch (const std::exception& e) {
+    err << "hpt: failed: " << e.what() << "\n";
+    return kExitFailure;
+  }
+}
+
+}  // namespace hpt::host

@@ -1,0 +1,71 @@
+// Backend "cpu": LibTorch's CPU device, its intra-op thread pool, a deterministic mode,
+// and the fused multi-tensor operations of the engine (torch::_foreach_*).
+#include <thread>
+
+#include <spdlog/spdlog.h>
+
+#include "hpt/hpt.hpp"
+
+namespace {
+
+class CpuBackend : public hpt::Backend {
+ public:
+  static std::vector<hpt::OptionSpec> option_specs() {
+    return {
+        hpt::option_int("threads", 0, "intra-op threads (0: every core of the machine)", 0, 1024),
+        hpt::option_bool("deterministic", true, "ask LibTorch for deterministic algorithms only"),
+    };
+  }
+
+  CpuBackend(const hpt::PluginContext& context, const hpt::Options& options) {
+    std::int64_t threads = options.get_int("threads");
+    if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
+    torch::set_num_threads(static_cast<int>(threads));
+    if (options.get_bool("deterministic")) at::globalContext().setDeterministicAlgorithms(true, false);
+    if (context.logger) context.logger->debug("cpu backend: {} threads", torch::get_num_threads());
+  }
+
+  torch::Device device() const override { return torch::kCPU; }
+  void synchronize() override {}
+
+  void add_scaled(const std::vector<torch::Tensor>& params, const std::vector<torch::Tensor>& updates,
+                  const std::vector<double>& scales) override {
+    check_sizes(params.size(), updates.size(), "add_scaled updates");
+    check_sizes(params.size(), scales.size(), "add_scaled scales");
+    torch::NoGradGuard no_grad;
+    std::vector<at::Scalar> s(scales.begin(), scales.end());
+    torch::_foreach_add_(params, torch::_foreach_mul(updates, s));
+  }
+
+  torch::Tensor norms(const std::vector<torch::Tensor>& tensors) override {
+    if (tensors.empty()) return torch::zeros({0});
+    torch::NoGradGuard no_grad;
+    return torch::stack(torch::_foreach_norm(tensors));
+  }
+
+  std::vector<torch::Tensor> snapshot(const std::vector<torch::Tensor>& tensors) override {
+    torch::NoGradGuard no_grad;
+    std::vector<torch::Tensor> out;
+    out.reserve(tensors.size());
+    for (const auto& t : tensors) out.push_back(t.detach().clone());
+    return out;
+  }
+
+  void restore(const std::vector<torch::Tensor>& tensors, const std::vector<torch::Tensor>& snapshot) override {
+    check_sizes(tensors.size(), snapshot.size(), "restore snapshot");
+    torch::NoGradGuard no_grad;
+    for (std::size_t i = 0; i < tensors.size(); ++i) tensors[i].copy_(snapshot[i]);
+  }
+
+ private:
+  static void check_sizes(std::size_t want, std::size_t got, const char* what) {
+    if (want != got)
+      throw hpt::RunError(std::string("cpu backend: ") + what + " has " + std::to_string(got) + " tensors, expected " +
+                          std::to_string(want));
+  }
+};
+
+}  // namespace
+
+HPT_PLUGIN(hpt::PluginKind::Backend, "cpu", "1.0.0", "LibTorch CPU: threads, deterministic mode, fused foreach ops",
+           CpuBackend, CpuBackend::option_specs)

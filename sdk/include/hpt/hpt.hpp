@@ -1,0 +1,15 @@
+// Everything a plugin needs: include this one header.
+#pragma once
+
+#include "hpt/backend.hpp"
+#include "hpt/checkpointer.hpp"
+#include "hpt/correction.hpp"
+#include "hpt/dynamics.hpp"
+#include "hpt/error.hpp"
+#include "hpt/optimizer.hpp"
+#include "hpt/options.hpp"
+#include "hpt/phase.hpp"
+#include "hpt/plugin.hpp"
+#include "hpt/task.hpp"
+#include "hpt/types.hpp"
+#include "hpt/version.hpp"

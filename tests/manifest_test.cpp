@@ -1,0 +1,115 @@
+// The manifest's error messages: every kind of bad input names its position, what was
+// expected and what was given, and the CLI exits with 2.
+#include "manifest.hpp"
+
+#include "test_support.hpp"
+
+using hpt::test::run_hpt;
+using hpt::test::TempDir;
+using ::testing::HasSubstr;
+
+namespace {
+
+const char* kGood = R"(
+[run]
+name = "m"
+max_steps = 10
+
+[task]
+plugin = "synthetic"
+
+[optimizer]
+plugin = "sgd"
+lr = 0.1
+)";
+
+TEST(Manifest, SyntaxErrorGivesFileLineColumn) {
+  TempDir dir;
+  std::string path = dir.write("bad.toml", "[run]\nname = \"x\"\nmax_steps = = 3\n");
+  auto r = run_hpt({"validate", path});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, HasSubstr(path + ":3:"));
+  EXPECT_THAT(r.err, HasSubstr("TOML syntax error"));
+}
+
+TEST(Manifest, UnknownSectionSuggestsClosest) {
+  TempDir dir;
+  std::string path = dir.write("m.toml", std::string(kGood) + "\n[optimiser]\nplugin = \"adam\"\n");
+  auto r = run_hpt({"validate", path});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, HasSubstr(path + ":13:1"));
+  EXPECT_THAT(r.err, HasSubstr("unknown section [optimiser]; did you mean [optimizer]?"));
+}
+
+TEST(Manifest, UnknownRunKeySuggestsClosest) {
+  TempDir dir;
+  std::string path = dir.write("m.toml", "[run]\nmax_step = 3\n[task]\nplugin=\"synthetic\"\n[optimizer]\nplugin=\"sgd\"\n");
+  auto r = run_hpt({"validate", path});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, HasSubstr(path + ":2:1"));
+  EXPECT_THAT(r.err, HasSubstr("unknown key 'max_step' in [run]; did you mean 'max_steps'?"));
+}
+
+TEST(Manifest, WrongTypeNamesExpectedAndGiven) {
+  TempDir dir;
+  std::string path = dir.write("m.toml", "[run]\nmax_steps = \"ten\"\n[task]\nplugin=\"synthetic\"\n[optimizer]\nplugin=\"sgd\"\n");
+  auto r = run_hpt({"validate", path});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, HasSubstr(path + ":2:"));
+  EXPECT_THAT(r.err, HasSubstr("'run.max_steps' must be an integer >= 1, got a string 'ten'"));
+}
+
+TEST(Manifest, OutOfRangeNamesRangeAndValue) {
+  TempDir dir;
+  std::string path = dir.write("m.toml", "[run]\nmax_steps = 0\n[task]\nplugin=\"synthetic\"\n[optimizer]\nplugin=\"sgd\"\n");
+  auto r = run_hpt({"validate", path});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, HasSubstr(path + ":2:"));
+  EXPECT_THAT(r.err, HasSubstr("'run.max_steps' must be an integer >= 1, got 0"));
+}
+
+TEST(Manifest, OverrideErrorsNameTheOverride) {
+  TempDir dir;
+  std::string path = dir.write("m.toml", kGood);
+  auto r = run_hpt({"validate", path, "run.max_steps=-4"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, HasSubstr("override 'run.max_steps=-4'"));
+  EXPECT_THAT(r.err, HasSubstr("got -4"));
+}
+
+TEST(Manifest, OverridesParseTomlValuesAndFallBackToStrings) {
+  auto m = hpt::host::Manifest::parse(kGood, "inline.toml", {"run.seed=7", "run.name=abc", "task.sizes=[1, 2]"});
+  EXPECT_EQ(m.table()["run"]["seed"].value<std::int64_t>(), 7);
+  EXPECT_EQ(m.table()["run"]["name"].value<std::string>(), "abc");
+  EXPECT_EQ(m.table()["task"]["sizes"].as_array()->size(), 2u);
+}
+
+TEST(Manifest, MissingRequiredSectionIsReported) {
+  TempDir dir;
+  std::string path = dir.write("m.toml", "[run]\nmax_steps = 3\n[optimizer]\nplugin=\"sgd\"\n");
+  auto r = run_hpt({"validate", path});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, HasSubstr("missing section [task]"));
+}
+
+TEST(Manifest, EveryProblemIsListedAtOnce) {
+  TempDir dir;
+  std::string path = dir.write("m.toml", "[run]\nmax_stepz = 3\nseed = -1\n[task]\nplugin=\"synthetic\"\n[optimizer]\nplugin=\"sgd\"\n");
+  auto r = run_hpt({"validate", path});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, HasSubstr(":2:1: unknown key 'max_stepz'"));
+  EXPECT_THAT(r.err, HasSubstr(":3:8: 'run.seed' must be an integer >= 0, got -1"));
+}
+
+TEST(Manifest, MissingFileIsBadInput) {
+  auto r = run_hpt({"validate", "/nonexistent/m.toml"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, HasSubstr("cannot read manifest /nonexistent/m.toml: no such file"));
+}
+
+TEST(Manifest, ClosestNameOnlySuggestsNearWords) {
+  EXPECT_EQ(hpt::host::closest_name("optimiser", {"optimizer", "task"}), "optimizer");
+  EXPECT_EQ(hpt::host::closest_name("zzzzzz", {"optimizer", "task"}), "");
+}
+
+}  // namespace
