@@ -37,7 +37,7 @@ TEST(Manifest, UnknownSectionSuggestsClosest) {
   std::string path = dir.write("m.toml", std::string(kGood) + "\n[optimiser]\nplugin = \"adam\"\n");
   auto r = run_hpt({"validate", path});
   EXPECT_EQ(r.code, 2);
-  EXPECT_THAT(r.err, HasSubstr(path + ":13:1"));
+  EXPECT_THAT(r.err, HasSubstr(path + ":13:2"));
   EXPECT_THAT(r.err, HasSubstr("unknown section [optimiser]; did you mean [optimizer]?"));
 }
 

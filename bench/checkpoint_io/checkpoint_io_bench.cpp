@@ -5,7 +5,9 @@
 //   load     checkpointer->load(path) with the files dropped from the page cache first
 //            (posix_fadvise DONTNEED), so the bytes come from the disk: read + SHA-256;
 //   and the same end to end, with model -> archive bytes and back.
-// MB = 10^6 bytes, as dd counts. Prints one "name value" line per figure (medians).
+// MB = 10^6 bytes, as dd counts. Prints one "name value" line per figure: the median
+// of --repeats runs, and the fastest run ("best_"), which on a shared machine is the
+// closest to what the disk and the code can do.
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -29,6 +31,8 @@ double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v[v.size() / 2];
 }
+
+double fastest(const std::vector<double>& v) { return *std::min_element(v.begin(), v.end()); }
 
 // Linear layers of 2048 x 2048 until the parameters reach `megabytes`.
 torch::nn::Sequential make_model(double megabytes) {
@@ -66,7 +70,7 @@ void drop_from_page_cache(const fs::path& dir) {
 int main(int argc, char** argv) {
   std::string dir = (fs::temp_directory_path() / "hpt-checkpoint-io").string();
   double megabytes = 128;
-  int repeats = 3;
+  int repeats = 5;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string key = argv[i];
     if (key == "--dir") dir = argv[i + 1];
@@ -116,12 +120,18 @@ int main(int argc, char** argv) {
   }
   fs::remove_all(dir);
 
-  const double save = median(save_s), load = median(load_s);
-  const double serialise = median(serialise_s), deserialise = median(deserialise_s);
+  auto print = [&](const char* name, const std::vector<double>& seconds) {
+    std::printf("%s_MBps %.1f\nbest_%s_MBps %.1f\n", name, total_mb / median(seconds), name, total_mb / fastest(seconds));
+  };
+  std::vector<double> save_all(save_s.size()), load_all(load_s.size());
+  for (std::size_t i = 0; i < save_s.size(); ++i) {
+    save_all[i] = serialise_s[i] + save_s[i];
+    load_all[i] = load_s[i] + deserialise_s[i];
+  }
   std::printf("checkpoint_mb %.1f\n", total_mb);
-  std::printf("save_seconds %.3f\nsave_MBps %.1f\n", save, total_mb / save);
-  std::printf("load_cold_seconds %.3f\nload_cold_MBps %.1f\n", load, total_mb / load);
-  std::printf("save_end_to_end_MBps %.1f\n", total_mb / (serialise + save));
-  std::printf("load_end_to_end_MBps %.1f\n", total_mb / (load + deserialise));
+  print("save", save_s);
+  print("load_cold", load_s);
+  print("save_end_to_end", save_all);
+  print("load_end_to_end", load_all);
   return 0;
 }
