@@ -4,6 +4,8 @@
 #include <cmath>
 #include <sstream>
 
+#include <torch/optim.h>
+
 #include "hpt/gradient_clipping.hpp"
 #include "hpt/lr_schedule.hpp"
 #include "hpt/optimizer.hpp"

@@ -6,6 +6,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "checkpoint_tools.hpp"
 #include "engine.hpp"
 #include "manifest.hpp"
 #include "plugin_loader.hpp"
@@ -24,6 +25,8 @@ const char* kUsage =
     "  hpt validate MANIFEST.toml [key.path=value ...]           check a manifest without running\n"
     "  hpt plugins [--kind KIND]                                 list the plugins that can be loaded\n"
     "  hpt resume RUN_DIR [key.path=value ...]                   continue from the last good checkpoint\n"
+    "  hpt export CHECKPOINT [--format torch|json] [-o OUT]      write a checkpoint's weights\n"
+    "  hpt average CHECKPOINT CHECKPOINT... -o OUT_DIR           average the weights of checkpoints\n"
     "  hpt COMMAND --help                                        help for one command\n"
     "\n"
     "exit codes: 0 success, 1 failure while running, 2 bad input (manifest, plugin, arguments)\n"
@@ -54,6 +57,20 @@ const char* kResumeHelp =
     "\n"
     "Continues the run in RUN_DIR from its latest valid checkpoint, with the manifest it was\n"
     "started with (RUN_DIR/config.resolved.toml) and the overrides given here.\n";
+
+const char* kExportHelp =
+    "usage: hpt export CHECKPOINT [--format torch|json] [-o OUT]\n"
+    "\n"
+    "Writes the model weights of a checkpoint directory (runs/<name>/checkpoints/step_N, or\n"
+    "its 'latest'/'best' link) as a compact torch archive (a dict name -> tensor that\n"
+    "torch::pickle_load and Python's torch.load read) or as human-readable JSON. The\n"
+    "checkpoint's hashes are verified first. Default OUT: beside the checkpoint.\n";
+
+const char* kAverageHelp =
+    "usage: hpt average CHECKPOINT CHECKPOINT... -o OUT_DIR\n"
+    "\n"
+    "Averages the parameters of several checkpoints of the same model into a new checkpoint\n"
+    "directory OUT_DIR (which must not exist); the other state is copied from the first.\n";
 
 bool wants_help(const std::vector<std::string>& args) {
   for (const auto& a : args)
@@ -112,6 +129,7 @@ int do_run(const RunArgs& a, std::ostream& out) {
   options.overwrite = a.overwrite;
   options.progress = a.progress;
   Engine engine(std::move(resolved), loader, options);
+  install_signal_handlers();
   out << format_summary(engine.run(), run);
   return kExitOk;
 }
@@ -207,6 +225,37 @@ int do_resume(const std::vector<std::string>& args, std::ostream& out) {
   return do_run(a, out);
 }
 
+int do_export(const std::vector<std::string>& args, std::ostream& out) {
+  std::string checkpoint, format = "torch", output;
+  for (std::size_t i = 1; i < args.size(); ++i) {
+    if (args[i] == "--format" && i + 1 < args.size()) format = args[++i];
+    else if ((args[i] == "-o" || args[i] == "--output") && i + 1 < args.size()) output = args[++i];
+    else if (args[i].rfind("-", 0) != 0 && checkpoint.empty()) checkpoint = args[i];
+    else throw BadInput("unexpected argument '" + args[i] + "'\n" + kExportHelp);
+  }
+  if (checkpoint.empty()) throw BadInput(std::string("missing checkpoint directory\n") + kExportHelp);
+  if (format != "torch" && format != "json") throw BadInput("--format must be torch or json, got '" + format + "'");
+  if (output.empty()) output = default_export_path(checkpoint, format);
+  export_checkpoint(checkpoint, format, output);
+  out << "wrote " << output << "\n";
+  return kExitOk;
+}
+
+int do_average(const std::vector<std::string>& args, std::ostream& out) {
+  std::vector<std::string> inputs;
+  std::string output;
+  for (std::size_t i = 1; i < args.size(); ++i) {
+    if ((args[i] == "-o" || args[i] == "--output") && i + 1 < args.size()) output = args[++i];
+    else if (args[i].rfind("-", 0) != 0) inputs.push_back(args[i]);
+    else throw BadInput("unexpected argument '" + args[i] + "'\n" + kAverageHelp);
+  }
+  if (inputs.size() < 2) throw BadInput(std::string("average needs at least two checkpoints\n") + kAverageHelp);
+  if (output.empty()) throw BadInput(std::string("missing -o OUT_DIR\n") + kAverageHelp);
+  average_checkpoints(inputs, output);
+  out << "wrote " << output << " (average of " << inputs.size() << " checkpoints)\n";
+  return kExitOk;
+}
+
 }  // namespace
 
 int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
@@ -241,7 +290,15 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
       if (wants_help(args)) return out << kResumeHelp, kExitOk;
       return do_resume(args, out);
     }
-    std::vector<std::string> commands = {"run", "validate", "plugins", "resume"};
+    if (cmd == "export") {
+      if (wants_help(args)) return out << kExportHelp, kExitOk;
+      return do_export(args, out);
+    }
+    if (cmd == "average") {
+      if (wants_help(args)) return out << kAverageHelp, kExitOk;
+      return do_average(args, out);
+    }
+    std::vector<std::string> commands = {"run", "validate", "plugins", "resume", "export", "average", "bench"};
     std::string near = closest_name(cmd, commands);
     err << "hpt: unknown command '" << cmd << "'" << (near.empty() ? "" : "; did you mean '" + near + "'?") << "\n\n"
         << kUsage;
@@ -249,6 +306,9 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   } catch (const BadInput& e) {
     err << "hpt: error: " << e.what() << "\n";
     return kExitBadInput;
+  } catch (const Interrupted& e) {
+    err << "hpt: " << e.what() << "; the run can continue with `hpt resume`\n";
+    return 128 + e.signal;
   } catch (const std::exception& e) {
     err << "hpt: failed: " << e.what() << "\n";
     return kExitFailure;

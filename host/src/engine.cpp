@@ -2,6 +2,9 @@
 
 #include <unistd.h>
 
+#include <atomic>
+#include <csignal>
+
 #include <cmath>
 #include <cstdio>
 #include <sstream>
@@ -50,7 +53,23 @@ void set_cpu_rng_state(const torch::Tensor& state) {
   gen.set_state(state);
 }
 
+std::atomic<int> g_pending_signal{0};
+
+extern "C" void on_stop_signal(int signal) { g_pending_signal.store(signal); }
+
 }  // namespace
+
+Interrupted::Interrupted(int sig)
+    : std::runtime_error(std::string("interrupted by ") + (sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "a signal")),
+      signal(sig) {}
+
+void install_signal_handlers() {
+  struct sigaction action {};
+  action.sa_handler = on_stop_signal;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGINT, &action, nullptr);
+  sigaction(SIGTERM, &action, nullptr);
+}
 
 ParameterLayout make_layout(const torch::nn::Module& model) {
   ParameterLayout layout;
@@ -144,6 +163,7 @@ Engine::Engine(ResolvedManifest manifest, PluginLoader& loader, EngineOptions op
   context_.logger = logger_;
   context_.seed = static_cast<std::uint64_t>(run.seed);
   context_.run_dir = dir_ ? dir_->path() : "";
+  context_.max_steps = run.max_steps;
   torch::manual_seed(run.seed);
 
   auto make = [&](PluginKind kind, auto* tag) {
@@ -245,8 +265,8 @@ void Engine::real_step(StepKind kind) {
                    "): training diverged; lower optimizer.lr or enable clipping. Checkpoints and metrics so far are kept.");
   if (predicting_enabled_) {
     record.update = optimizer_->last_update();
-    torch::Tensor norms = backend_->norms(record.update).square().to(torch::kCPU);
-    auto acc = norms.accessor<float, 1>();
+    torch::Tensor norms = backend_->norms(record.update).to(torch::kCPU, torch::kFloat64).square();
+    auto acc = norms.accessor<double, 1>();
     record.group_update_norms.assign(layout_.groups.size(), 0.0);
     for (std::size_t p = 0; p < params_.size(); ++p) record.group_update_norms[layout_.group_of[p]] += acc[static_cast<std::int64_t>(p)];
     for (auto& n : record.group_update_norms) n = std::sqrt(n);
@@ -458,6 +478,7 @@ RunSummary Engine::run() {
     PhaseDecision d = phase_->decide(state_);
     if (d.kind == PhaseKind::Predict && predicting_enabled_) {
       std::int64_t kept = predicted_phase(std::max<std::int64_t>(1, d.length));
+      check_signal();
       if (kept == 0 && !stop_) real_step(StepKind::Full);  // keep moving when a forecast was refused
       else if (kept > 0 && state_.step < state_.max_steps) real_step(StepKind::Correct);
       maybe_evaluate(false);
@@ -465,6 +486,7 @@ RunSummary Engine::run() {
       StepKind kind = d.kind == PhaseKind::Correct ? StepKind::Correct : StepKind::Full;
       for (std::int64_t i = 0; i < std::max<std::int64_t>(1, d.length) && state_.step < state_.max_steps && !stop_; ++i) {
         real_step(kind);
+        check_signal();
         maybe_evaluate(false);
         if (checkpointer_ && checkpointer_->due(state_.step, summary_.train_seconds - last_checkpoint_seconds_))
           save_checkpoint();
@@ -481,6 +503,19 @@ RunSummary Engine::run() {
   summary_.steps = state_.step;
   write_summary();
   return summary_;
+}
+
+void Engine::check_signal() {
+  int signal = g_pending_signal.exchange(0);
+  if (signal == 0) return;
+  progress_->update(state_, *logger_, true);
+  logger_->warn("{} received at step {}: writing a final checkpoint and stopping",
+                signal == SIGINT ? "SIGINT" : "SIGTERM", state_.step);
+  if (checkpointer_ && last_checkpoint_step_ != state_.step) save_checkpoint();
+  summary_.status = "interrupted";
+  summary_.steps = state_.step;
+  write_summary();
+  throw Interrupted(signal);
 }
 
 void Engine::write_summary() {

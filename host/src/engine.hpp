@@ -41,6 +41,17 @@ struct RunSummary {
   boost::json::object to_json() const;
 };
 
+// Thrown by Engine::run() after a SIGINT or SIGTERM, once the current step finished,
+// a checkpoint was written (when a checkpointer is configured) and summary.json says
+// "interrupted". The CLI exits with 128 + signal (130 for SIGINT, 143 for SIGTERM).
+struct Interrupted : std::runtime_error {
+  explicit Interrupted(int signal);
+  int signal;
+};
+
+// Makes SIGINT and SIGTERM stop a run cleanly at the next step boundary.
+void install_signal_handlers();
+
 struct EngineOptions {
   bool overwrite = false;        // replace an existing run directory
   bool write_run_dir = true;     // false: no run directory at all (tests)
@@ -113,6 +124,7 @@ class Engine {
   std::optional<double> best_metric_;
   std::int64_t evals_without_improvement_ = 0;
   bool stop_ = false;
+  void check_signal();
   std::unique_ptr<Progress> progress_;
 };
 

@@ -1,5 +1,7 @@
 // Optimizer "adam": torch::optim::Adam (L2 weight decay added to the gradient, AMSGrad)
 // with the schedules and clipping of hpt::TorchOptimizer.
+#include <torch/optim/adam.h>
+
 #include "hpt/hpt.hpp"
 #include "hpt/torch_optimizer.hpp"
 
@@ -16,8 +18,8 @@ class AdamOptimizer : public hpt::TorchOptimizer {
     return specs;
   }
 
-  AdamOptimizer(const hpt::PluginContext&, const hpt::Options& options)
-      : TorchOptimizer(options),
+  AdamOptimizer(const hpt::PluginContext& context, const hpt::Options& options)
+      : TorchOptimizer(context, options),
         adam_options_(torch::optim::AdamOptions(base_learning_rate())
                           .betas(float_pair_option(options, "betas"))
                           .eps(options.get_float("eps"))

@@ -1,5 +1,7 @@
 // Optimizer "adamw": torch::optim::AdamW (decoupled weight decay, AMSGrad) with the
 // schedules and clipping of hpt::TorchOptimizer.
+#include <torch/optim/adamw.h>
+
 #include "hpt/hpt.hpp"
 #include "hpt/torch_optimizer.hpp"
 
@@ -16,8 +18,8 @@ class AdamWOptimizer : public hpt::TorchOptimizer {
     return specs;
   }
 
-  AdamWOptimizer(const hpt::PluginContext&, const hpt::Options& options)
-      : TorchOptimizer(options),
+  AdamWOptimizer(const hpt::PluginContext& context, const hpt::Options& options)
+      : TorchOptimizer(context, options),
         adamw_options_(torch::optim::AdamWOptions(base_learning_rate())
                            .betas(float_pair_option(options, "betas"))
                            .eps(options.get_float("eps"))

@@ -1,6 +1,8 @@
 // Optimizer "lbfgs": torch::optim::LBFGS with the schedules and clipping of
 // hpt::TorchOptimizer. One step runs up to max_iter iterations and calls the closure
 // several times, so it suits full-batch tasks.
+#include <torch/optim/lbfgs.h>
+
 #include "hpt/hpt.hpp"
 #include "hpt/torch_optimizer.hpp"
 
@@ -19,8 +21,8 @@ class LbfgsOptimizer : public hpt::TorchOptimizer {
     return specs;
   }
 
-  LbfgsOptimizer(const hpt::PluginContext&, const hpt::Options& options)
-      : TorchOptimizer(options),
+  LbfgsOptimizer(const hpt::PluginContext& context, const hpt::Options& options)
+      : TorchOptimizer(context, options),
         lbfgs_options_(torch::optim::LBFGSOptions(base_learning_rate())
                            .history_size(options.get_int("history_size"))
                            .max_iter(options.get_int("max_iter"))

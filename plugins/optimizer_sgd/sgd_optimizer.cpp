@@ -1,5 +1,7 @@
 // Optimizer "sgd": torch::optim::SGD (momentum, dampening, Nesterov, weight decay) with
 // the schedules and clipping of hpt::TorchOptimizer.
+#include <torch/optim/sgd.h>
+
 #include "hpt/hpt.hpp"
 #include "hpt/torch_optimizer.hpp"
 
@@ -16,8 +18,8 @@ class SgdOptimizer : public hpt::TorchOptimizer {
     return specs;
   }
 
-  SgdOptimizer(const hpt::PluginContext&, const hpt::Options& options)
-      : TorchOptimizer(options),
+  SgdOptimizer(const hpt::PluginContext& context, const hpt::Options& options)
+      : TorchOptimizer(context, options),
         sgd_options_(torch::optim::SGDOptions(base_learning_rate())
                          .momentum(options.get_float("momentum"))
                          .dampening(options.get_float("dampening"))

@@ -11,11 +11,12 @@ constexpr const char* kTorchKey = "torch";
 constexpr const char* kLrScaleKey = "lr_scale";
 constexpr const char* kLearningRateKey = "learning_rate";
 
-LrScheduleConfig schedule_config(const Options& options) {
+LrScheduleConfig schedule_config(const PluginContext& context, const Options& options) {
   LrScheduleConfig c;
   c.kind = schedule_kind_from_string(options.get_string("schedule"), "schedule");
   c.warmup_steps = options.get_int("warmup_steps");
   c.decay_steps = options.get_int("decay_steps");
+  if (c.decay_steps == 0) c.decay_steps = context.max_steps;
   c.min_lr_ratio = options.get_float("min_lr_ratio");
   c.step_size = options.get_int("step_size");
   c.gamma = options.get_float("gamma");
@@ -46,7 +47,7 @@ std::vector<OptionSpec> TorchOptimizer::common_options(double lr_default) {
       option_int("warmup_steps", 0, "warmup_cosine: steps of linear warmup from 0 to lr", 0),
       option_int("decay_steps", 0,
                  "warmup_cosine: the step where the cosine decay reaches min_lr_ratio * lr "
-                 "(required, > warmup_steps; usually run.max_steps)",
+                 "(0: run.max_steps)",
                  0),
       option_float("min_lr_ratio", 0.0, "lowest lr as a fraction of lr: warmup_cosine's end, plateau's floor", 0.0,
                    1.0),
@@ -66,9 +67,9 @@ std::vector<OptionSpec> TorchOptimizer::common_options(double lr_default) {
   };
 }
 
-TorchOptimizer::TorchOptimizer(const Options& options)
+TorchOptimizer::TorchOptimizer(const PluginContext& context, const Options& options)
     : base_lr_(options.get_float("lr")),
-      schedule_(schedule_config(options)),
+      schedule_(schedule_config(context, options)),
       clip_norm_(positive_option(options, "clip_norm")),
       clip_ratio_(positive_option(options, "clip_ratio")),
       centralize_(options.get_bool("centralize")) {

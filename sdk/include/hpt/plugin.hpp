@@ -45,6 +45,7 @@ struct PluginContext {
   std::shared_ptr<spdlog::logger> logger;  // the run's logger: console and hpt.log
   std::uint64_t seed = 0;                  // run.seed
   std::string run_dir;                     // runs/<name>; empty when not running
+  std::int64_t max_steps = 0;              // run.max_steps: the budget in step-equivalents
   Backend* backend = nullptr;              // set for every kind created after the backend
   torch::Device device = torch::kCPU;      // the backend's device
 };

@@ -6,7 +6,7 @@
 //   class Adam : public hpt::TorchOptimizer {
 //    public:
 //     static std::vector<hpt::OptionSpec> option_specs() { return common_options(1e-3); }
-//     Adam(const hpt::PluginContext&, const hpt::Options& o) : TorchOptimizer(o) {}
+//     Adam(const hpt::PluginContext& c, const hpt::Options& o) : TorchOptimizer(c, o) {}
 //    private:
 //     std::unique_ptr<torch::optim::Optimizer> make(const std::vector<torch::Tensor>& p) override {
 //       return std::make_unique<torch::optim::Adam>(p, torch::optim::AdamOptions(base_learning_rate()));
@@ -32,8 +32,9 @@ class TorchOptimizer : public Optimizer {
   // its settings, clip, clip_norm, clip_ratio, centralize.
   static std::vector<OptionSpec> common_options(double lr_default);
 
-  // Reads the common options; throws hpt::BadInput naming a bad one.
-  explicit TorchOptimizer(const Options& options);
+  // Reads the common options; throws hpt::BadInput naming a bad one. decay_steps = 0
+  // means the run's budget (context.max_steps).
+  TorchOptimizer(const PluginContext& context, const Options& options);
   ~TorchOptimizer() override;
 
   void bind(const std::vector<torch::Tensor>& parameters, bool track_updates) override;
