@@ -251,4 +251,156 @@ TEST(FashionMnistTask, MissingFilesNameTheFileAndThePackage) {
   EXPECT_THAT(message, HasSubstr("install the Debian package dataset-fashion-mnist"));
 }
 
+// ---- char_lm ----
+
+const Overrides kCharLmSmall = {{"eval_batches", std::int64_t{2}}};
+
+TEST(CharLmTask, TrainingLossFalls) {
+  auto task = make_task("char_lm", kCharLmSmall);
+  expect_loss_falls(train(*task, 40, 3e-3), 5, 0.8);
+}
+
+TEST(CharLmTask, EvaluateReportsLossAndBitsPerCharacter) {
+  auto task = make_task("char_lm", kCharLmSmall);
+  expect_metrics_as_named(*task);
+  torch::NoGradGuard no_grad;
+  hpt::Metrics metrics = task->evaluate();
+  EXPECT_NEAR(metrics.at("val_bpc"), metrics.at("val_loss") / std::log(2.0), 1e-9);
+  hpt::Batch batch = task->next_batch();
+  EXPECT_EQ(batch.inputs.at(0).sizes().vec(), (std::vector<std::int64_t>{32, 64}));
+  // Targets are the inputs shifted by one character.
+  EXPECT_TRUE(torch::equal(batch.inputs.at(0).narrow(1, 1, 63), batch.targets.narrow(1, 0, 63)));
+}
+
+TEST(CharLmTask, SameSeedSameStart) { expect_same_start_for_same_seed("char_lm", kCharLmSmall); }
+
+TEST(CharLmTask, ResumeGivesSameBatches) { expect_resume_gives_same_batches("char_lm", kCharLmSmall, 7); }
+
+TEST(CharLmTask, FolderCorpusReadsOnlyFilesWithoutExtension) {
+  TempDir dir;
+  std::string text;
+  for (int i = 0; i < 200; ++i) text += "abcdefgh ";
+  dir.write("first", text);
+  dir.write("second", text + "xyz");
+  dir.write("first.dat", "QRST");
+  std::filesystem::create_symlink(dir.path() + "/first", dir.path() + "/first.u8");
+  auto task = make_task("char_lm", {{"corpus", dir.path()}, {"context", std::int64_t{16}}, {"batch_size", std::int64_t{4}}});
+  for (const auto& p : task->model().named_parameters(true))
+    if (p.key() == "token_embedding.weight") EXPECT_EQ(p.value().size(0), 12);  // "abcdefgh xyz"
+}
+
+TEST(CharLmTask, MissingCorpusNamesThePathAndThePackage) {
+  TempDir dir;
+  std::string missing = dir.path() + "/no-fortunes";
+  std::string message = creation_error("char_lm", {{"corpus", missing}});
+  EXPECT_THAT(message, HasSubstr(missing));
+  EXPECT_THAT(message, HasSubstr("install the Debian package fortunes"));
+}
+
+// ---- torchscript ----
+// The fixtures are made here in C++ -- a TorchScript module built with torch::jit::Module
+// and define(), a data file written with torch::pickle_save -- so no Python is needed.
+
+// A layer y = x W^T + b as a TorchScript module of class `class_name`.
+torch::jit::Module affine_module(const std::string& class_name, std::int64_t in, std::int64_t out) {
+  torch::jit::Module layer(class_name);
+  layer.register_parameter("weight", torch::randn({out, in}) / std::sqrt(static_cast<double>(in)), false);
+  layer.register_parameter("bias", torch::zeros({out}), false);
+  layer.define(R"(
+def forward(self, x):
+    return torch.matmul(x, self.weight.t()) + self.bias
+)");
+  return layer;
+}
+
+// A two-layer perceptron in TorchScript, saved to `path`.
+void write_script_mlp(const std::string& path, std::int64_t in, std::int64_t hidden, std::int64_t out) {
+  torch::manual_seed(1);
+  torch::jit::Module net("Net");
+  net.register_module("hidden", affine_module("Hidden", in, hidden));
+  net.register_module("out", affine_module("Output", hidden, out));
+  net.define(R"(
+def forward(self, x):
+    return self.out.forward(torch.relu(self.hidden.forward(x)))
+)");
+  net.save(path);
+}
+
+void write_tensor_file(const std::string& path, const torch::Tensor& inputs, const torch::Tensor& targets) {
+  std::vector<char> bytes = torch::pickle_save(std::vector<torch::Tensor>{inputs, targets});
+  std::ofstream(path, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
+// A module and a regression (or, with `classes`, classification) data set in a temp dir.
+struct ScriptFixture {
+  TempDir dir;
+  std::string module_path = dir.path() + "/net.pt";
+  std::string data_path = dir.path() + "/data.pt";
+
+  explicit ScriptFixture(std::int64_t classes = 0) {
+    write_script_mlp(module_path, 6, 16, classes ? classes : 2);
+    torch::manual_seed(2);
+    torch::Tensor x = torch::randn({320, 6});
+    torch::Tensor y = x.matmul(torch::randn({6, classes ? classes : 2}));
+    write_tensor_file(data_path, x, classes ? y.argmax(1) : y);
+  }
+
+  Overrides options() const { return {{"module_path", module_path}, {"data_path", data_path}}; }
+};
+
+TEST(TorchScriptTask, ParametersAreTheScriptModulesRenamed) {
+  ScriptFixture fixture;
+  auto task = make_task("torchscript", fixture.options());
+  std::vector<std::string> names;
+  for (const auto& p : task->model().named_parameters(true)) names.push_back(p.key());
+  EXPECT_EQ(names, (std::vector<std::string>{"hidden_weight", "hidden_bias", "out_weight", "out_bias"}));
+  torch::jit::Module original = torch::jit::load(fixture.module_path);
+  EXPECT_TRUE(torch::equal(task->model().named_parameters()["hidden_weight"], original.attr("hidden").toModule().attr("weight").toTensor()));
+}
+
+TEST(TorchScriptTask, RegressionLossFalls) {
+  ScriptFixture fixture;
+  auto task = make_task("torchscript", fixture.options());
+  expect_loss_falls(train(*task, 60, 1e-2), 5, 0.5);
+  expect_metrics_as_named(*task);
+}
+
+TEST(TorchScriptTask, ClassificationLossFallsAndReportsAccuracy) {
+  ScriptFixture fixture(3);
+  auto task = make_task("torchscript", with(fixture.options(), "loss", std::string("cross_entropy")));
+  expect_loss_falls(train(*task, 60, 1e-2), 5, 0.7);
+  expect_metrics_as_named(*task);
+  EXPECT_EQ(task->metric_names(), (std::vector<std::string>{"val_loss", "val_accuracy"}));
+}
+
+TEST(TorchScriptTask, SameSeedSameFirstBatch) {
+  ScriptFixture fixture;
+  auto a = make_task("torchscript", fixture.options(), 7), b = make_task("torchscript", fixture.options(), 7);
+  auto c = make_task("torchscript", fixture.options(), 8);
+  EXPECT_TRUE(same_weights(*a, *c));  // the weights are the module file's
+  hpt::Batch first_a = a->next_batch();
+  EXPECT_TRUE(same_batch(first_a, b->next_batch()));
+  EXPECT_FALSE(same_batch(first_a, c->next_batch()));
+}
+
+TEST(TorchScriptTask, ResumeGivesSameBatches) {
+  ScriptFixture fixture;
+  expect_resume_gives_same_batches("torchscript", fixture.options(), 9);  // 8 batches an epoch
+}
+
+TEST(TorchScriptTask, MissingFilesAreNamed) {
+  ScriptFixture fixture;
+  std::string missing = fixture.dir.path() + "/missing.pt";
+  EXPECT_THAT(creation_error("torchscript", with(fixture.options(), "module_path", missing)),
+              HasSubstr("TorchScript module " + missing + " does not exist"));
+  EXPECT_THAT(creation_error("torchscript", with(fixture.options(), "data_path", missing)),
+              HasSubstr("data file " + missing + " does not exist"));
+}
+
+TEST(TorchScriptTask, MismatchedDataIsABadInput) {
+  ScriptFixture fixture;
+  write_tensor_file(fixture.data_path, torch::randn({40, 5}), torch::randn({40, 2}));  // the module takes 6 inputs
+  EXPECT_THAT(creation_error("torchscript", fixture.options()), HasSubstr("fails on the data's inputs (rows of shape [5])"));
+}
+
 }  // namespace

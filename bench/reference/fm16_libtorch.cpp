@@ -2,7 +2,7 @@
 // hpt's full-training step is measured against. fm16_pytorch.py is the same loop in
 // Python; README.md in this folder describes both.
 //
-// Fashion-MNIST, normalised (x/255 - 0.2860)/0.3530; CNN conv3x3(1->16, stride 2),
+// Fashion-MNIST, normalised (x/255 - 0.2860)/0.3530; CNN conv3x3(1->16, stride 2, no padding),
 // conv3x3(16->32), conv3x3(32->32), each followed by ReLU, global average pooling,
 // Linear(32->10); cross-entropy; AdamW lr 6e-3, weight decay 0.01; batch 128. Each
 // epoch walks a fresh permutation of the 60k training images drawn from a generator
@@ -114,7 +114,7 @@ Split load_split(const std::string& prefix) {
 }
 
 struct NetImpl : torch::nn::Module {
-  torch::nn::Conv2d conv1{torch::nn::Conv2dOptions(1, 16, 3).stride(2).padding(1)};
+  torch::nn::Conv2d conv1{torch::nn::Conv2dOptions(1, 16, 3).stride(2).padding(0)};
   torch::nn::Conv2d conv2{torch::nn::Conv2dOptions(16, 32, 3).padding(1)};
   torch::nn::Conv2d conv3{torch::nn::Conv2dOptions(32, 32, 3).padding(1)};
   torch::nn::Linear fc{32, 10};

@@ -52,7 +52,7 @@ def load_split(prefix):
 class Net(nn.Module):
     def __init__(self):
         super().__init__()
-        self.conv1 = nn.Conv2d(1, 16, 3, stride=2, padding=1)
+        self.conv1 = nn.Conv2d(1, 16, 3, stride=2, padding=0)
         self.conv2 = nn.Conv2d(16, 32, 3, padding=1)
         self.conv3 = nn.Conv2d(32, 32, 3, padding=1)
         self.fc = nn.Linear(32, 10)

@@ -519,6 +519,7 @@ void Engine::check_signal() {
 }
 
 void Engine::write_summary() {
+  logger_->flush();
   if (!dir_) return;
   dir_->flush();
   boost::json::object o = summary_.to_json();

@@ -10,6 +10,8 @@
 // training images. Validation runs on the 10,000 test images in chunks of 2,000.
 #include <cstdint>
 
+#include <torch/nn/modules/container/any.h>
+
 #include "epoch_sampler.hpp"
 #include "hpt/hpt.hpp"
 #include "idx_file.hpp"

@@ -1,0 +1,154 @@
+// Task "torchscript": trains a user's TorchScript module (torch::jit::save / Python's
+// torch.jit.save) on the samples of a data file (tensor_file.hpp for its format).
+//
+// The model is the script module wrapped as a torch::nn::Module (script_model.hpp),
+// starting from the weights its file holds. The last `val_fraction` of the rows are
+// held out for validation; the others are visited in batches shuffled per epoch
+// (task_support/epoch_sampler.hpp). Loss: mse (targets converted to the outputs'
+// floating type) or cross_entropy (outputs [N, classes], targets class indices,
+// converted to int64). The probe batch is a fixed random choice of training rows.
+// Metrics: val_loss, and val_accuracy for cross_entropy.
+#include <cmath>
+#include <cstdint>
+#include <filesystem>
+
+#include "epoch_sampler.hpp"
+#include "hpt/hpt.hpp"
+#include "losses.hpp"
+#include "script_model.hpp"
+#include "seeding.hpp"
+#include "tensor_file.hpp"
+
+namespace {
+
+using hpt::task_support::derive_seed;
+using hpt::task_support::LossKind;
+
+// Independent random streams of one run.
+enum Stream : std::uint64_t { kOrderStream = 1, kProbeStream = 2 };
+
+constexpr std::int64_t kEvalChunk = 4096;
+
+torch::jit::Module load_script_module(const std::string& path, torch::Device device) {
+  if (path.empty()) throw hpt::BadInput("task torchscript: set `module_path` to a TorchScript module file");
+  if (!std::filesystem::exists(path)) throw hpt::BadInput("TorchScript module " + path + " does not exist");
+  try {
+    return torch::jit::load(path, device);
+  } catch (const std::exception& e) {
+    throw hpt::BadInput("cannot load TorchScript module " + path + ": " + e.what());
+  }
+}
+
+class TorchScriptTask : public hpt::Task {
+ public:
+  static std::vector<hpt::OptionSpec> option_specs() {
+    return {
+        hpt::option_string("module_path", "", "TorchScript module to train (torch::jit::save / torch.jit.save)"),
+        hpt::option_string("data_path", "", "[inputs, targets] pickled with torch::pickle_save / torch.save"),
+        hpt::option_string("loss", "mse", "mse or cross_entropy (targets: class indices)", {"mse", "cross_entropy"}),
+        hpt::option_int("batch_size", 32, "rows per batch", 1, 10000000),
+        hpt::option_float("val_fraction", 0.2, "fraction of the rows, at the end of the file, held out", 0.0, 0.9),
+    };
+  }
+
+  TorchScriptTask(const hpt::PluginContext& context, const hpt::Options& options)
+      : loss_kind_(hpt::task_support::loss_kind_from_name(options.get_string("loss"))),
+        model_(load_script_module(options.get_string("module_path"), context.device)) {
+    const std::string& data_path = options.get_string("data_path");
+    if (data_path.empty()) throw hpt::BadInput("task torchscript: set `data_path` to a data file");
+    hpt::torchscript::TensorData data = hpt::torchscript::read_tensor_file(data_path);
+    const std::int64_t rows = data.inputs.size(0);
+    const auto held_out = static_cast<std::int64_t>(std::ceil(options.get_float("val_fraction") * rows));
+    if (held_out < 1 || held_out >= rows)
+      throw hpt::BadInput("data file " + data_path + " has " + std::to_string(rows) + " rows: val_fraction " +
+                          std::to_string(options.get_float("val_fraction")) +
+                          " must leave at least one row for training and hold out at least one");
+    torch::Tensor inputs = data.inputs.to(context.device);
+    torch::Tensor targets = data.targets.to(context.device);
+    if (loss_kind_ == LossKind::CrossEntropy) targets = targets.to(torch::kInt64);
+    train_inputs_ = inputs.narrow(0, 0, rows - held_out);
+    train_targets_ = targets.narrow(0, 0, rows - held_out);
+    val_inputs_ = inputs.narrow(0, rows - held_out, held_out);
+    val_targets_ = targets.narrow(0, rows - held_out, held_out);
+    if (loss_kind_ == LossKind::MeanSquaredError) match_targets_to_outputs(options.get_string("module_path"));
+
+    const std::int64_t train_rows = rows - held_out;
+    sampler_.emplace(train_rows, options.get_int("batch_size"), derive_seed(context.seed, kOrderStream),
+                     context.device);
+    hpt::task_support::EpochSampler probe_choice(train_rows, options.get_int("batch_size"),
+                                                 derive_seed(context.seed, kProbeStream), context.device);
+    probe_ = batch_of(probe_choice.next());
+    check_loss_runs(options.get_string("module_path"), data_path);
+  }
+
+  torch::nn::Module& model() override { return *model_; }
+
+  hpt::Batch next_batch() override { return batch_of(sampler_->next()); }
+
+  torch::Tensor loss(const hpt::Batch& batch) override {
+    return hpt::task_support::mean_loss(loss_kind_, model_->forward(batch.inputs.at(0)), batch.targets);
+  }
+
+  const hpt::Batch& probe_batch() override { return probe_; }
+
+  hpt::Metrics evaluate() override {
+    return hpt::task_support::evaluate_in_chunks([this](const torch::Tensor& x) { return model_->forward(x); },
+                                                 val_inputs_, val_targets_, kEvalChunk, loss_kind_);
+  }
+
+  std::vector<std::string> metric_names() const override {
+    if (loss_kind_ == LossKind::CrossEntropy) return {"val_loss", "val_accuracy"};
+    return {"val_loss"};
+  }
+
+  void save(torch::serialize::OutputArchive& archive) const override { sampler_->save(archive, "order_"); }
+  void load(torch::serialize::InputArchive& archive) override { sampler_->load(archive, "order_"); }
+
+ private:
+  hpt::Batch batch_of(const torch::Tensor& indices) const {
+    return {{train_inputs_.index_select(0, indices)}, train_targets_.index_select(0, indices)};
+  }
+
+  // Regression targets take the floating type of the module's outputs.
+  void match_targets_to_outputs(const std::string& module_path) {
+    torch::NoGradGuard no_grad;
+    torch::ScalarType type;
+    try {
+      type = model_->forward(train_inputs_.narrow(0, 0, 1)).scalar_type();
+    } catch (const std::exception& e) {
+      throw hpt::BadInput("TorchScript module " + module_path + " fails on the data's inputs (rows of shape " +
+                          shape_of(train_inputs_[0]) + "): " + e.what());
+    }
+    train_targets_ = train_targets_.to(type);
+    val_targets_ = val_targets_.to(type);
+  }
+
+  // A clear error now rather than a stack trace at the first step.
+  void check_loss_runs(const std::string& module_path, const std::string& data_path) {
+    torch::NoGradGuard no_grad;
+    try {
+      loss(probe_);
+    } catch (const std::exception& e) {
+      throw hpt::BadInput("TorchScript module " + module_path + " with the data of " + data_path + " (inputs " +
+                          shape_of(train_inputs_) + ", targets " + shape_of(train_targets_) +
+                          ") does not give a loss: " + e.what());
+    }
+  }
+
+  static std::string shape_of(const torch::Tensor& t) {
+    std::string out = "[";
+    for (std::int64_t d = 0; d < t.dim(); ++d) out += (d ? ", " : "") + std::to_string(t.size(d));
+    return out + "]";
+  }
+
+  LossKind loss_kind_;
+  hpt::torchscript::ScriptModel model_;
+  torch::Tensor train_inputs_, train_targets_, val_inputs_, val_targets_;
+  std::optional<hpt::task_support::EpochSampler> sampler_;
+  hpt::Batch probe_;
+};
+
+}  // namespace
+
+HPT_PLUGIN(hpt::PluginKind::Task, "torchscript", "1.0.0", "trains a TorchScript module on tensors from a file",
+           TorchScriptTask, TorchScriptTask::option_specs)

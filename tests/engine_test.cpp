@@ -1,0 +1,257 @@
+// The engine: full training writes an honest run directory, stops at targets and on
+// early stopping, fails clearly on NaN; predicted steps apply exactly the forecast,
+// run no forward or backward pass, and roll back bit for bit.
+#include "engine.hpp"
+
+#include <boost/json.hpp>
+
+#include "test_support.hpp"
+
+using hpt::host::Engine;
+using hpt::host::EngineOptions;
+using hpt::host::Manifest;
+using hpt::host::PluginLoader;
+using hpt::test::read_file;
+using hpt::test::run_hpt;
+using hpt::test::TempDir;
+using ::testing::HasSubstr;
+
+namespace {
+
+std::string plugins_dir() { return std::string(HPT_BINARY_DIR) + "/plugins"; }
+std::string engine_plugins_dir() { return std::string(HPT_TEST_PLUGIN_DIR) + "/engine"; }
+
+const char* kSynthetic = R"(
+[run]
+name = "synthetic"
+seed = 3
+max_steps = 60
+eval_every = 20
+[task]
+plugin = "synthetic"
+[optimizer]
+plugin = "adam"
+lr = 0.01
+)";
+
+const char* kCounting = R"(
+[run]
+name = "counting"
+max_steps = 50
+eval_every = 0
+probe_interval = 2
+[task]
+plugin = "counting"
+[optimizer]
+plugin = "sgd"
+lr = 0.05
+[dynamics]
+plugin = "fixed"
+[correction]
+plugin = "none"
+tolerance = 1000.0
+)";
+
+struct Built {
+  std::unique_ptr<PluginLoader> loader;
+  std::unique_ptr<Engine> engine;
+};
+
+Built build(const std::string& text, const std::vector<std::string>& overrides, const std::string& runs_dir = "") {
+  std::vector<std::string> all = overrides;
+  all.push_back("run.plugin_dirs=[\"" + engine_plugins_dir() + "\"]");
+  if (!runs_dir.empty()) all.push_back("run.runs_dir=\"" + runs_dir + "\"");
+  Manifest m = Manifest::parse(text, "test.toml", all);
+  Built b;
+  b.loader = std::make_unique<PluginLoader>(PluginLoader::default_dirs(hpt::host::plugin_dirs_of(m)));
+  EngineOptions options;
+  options.write_run_dir = !runs_dir.empty();
+  options.progress = 0;
+  b.engine = std::make_unique<Engine>(hpt::host::resolve(m, *b.loader), *b.loader, options);
+  return b;
+}
+
+std::vector<boost::json::object> read_jsonl(const std::string& path) {
+  std::vector<boost::json::object> lines;
+  std::istringstream in(read_file(path));
+  std::string line;
+  while (std::getline(in, line))
+    if (!line.empty()) lines.push_back(boost::json::parse(line).as_object());
+  return lines;
+}
+
+std::vector<torch::Tensor> clone_all(const std::vector<torch::Tensor>& ts) {
+  std::vector<torch::Tensor> out;
+  for (const auto& t : ts) out.push_back(t.detach().clone());
+  return out;
+}
+
+TEST(Engine, FullTrainingWritesAnHonestRunDirectory) {
+  TempDir dir;
+  auto b = build(kSynthetic, {}, dir.path());
+  auto s = b.engine->run();
+  const std::string run = dir.path() + "/synthetic";
+  EXPECT_EQ(s.status, "completed");
+  EXPECT_EQ(s.steps, 60);
+  EXPECT_EQ(s.real_steps, 60);
+  EXPECT_EQ(s.forward_passes, 60);
+  EXPECT_EQ(s.backward_passes, 60);
+  EXPECT_EQ(s.evaluations, 3);
+
+  auto lines = read_jsonl(run + "/metrics.jsonl");
+  std::vector<double> losses;
+  int evals = 0;
+  double train_seconds = 0.0;
+  for (const auto& l : lines) {
+    if (l.at("type") == "step") {
+      EXPECT_EQ(l.at("kind"), "full");
+      losses.push_back(l.at("loss").as_double());
+      train_seconds += l.at("seconds").as_double();
+    } else if (l.at("type") == "eval") {
+      ++evals;
+      EXPECT_TRUE(l.contains("val_loss"));
+    }
+  }
+  ASSERT_EQ(losses.size(), 60u);
+  EXPECT_EQ(evals, 3);
+  double first = (losses[0] + losses[1] + losses[2]) / 3, last = (losses[57] + losses[58] + losses[59]) / 3;
+  EXPECT_LT(last, 0.5 * first) << "training loss did not fall";
+  EXPECT_NEAR(train_seconds, s.train_seconds, 1e-9) << "training time is the sum of the step times";
+
+  auto summary = boost::json::parse(read_file(run + "/summary.json")).as_object();
+  EXPECT_EQ(summary.at("steps").as_int64(), 60);
+  EXPECT_EQ(summary.at("backward_passes").as_int64(), 60);
+  EXPECT_GT(summary.at("eval_seconds").as_double(), 0.0);
+  EXPECT_TRUE(summary.at("final_metrics").as_object().contains("val_loss"));
+
+  // The resolved manifest is a valid manifest on its own.
+  auto r = run_hpt({"validate", run + "/config.resolved.toml"});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(read_file(run + "/config.resolved.toml"), HasSubstr("lr = 0.01"));
+  EXPECT_THAT(read_file(run + "/hpt.log"), HasSubstr("run 'synthetic'"));
+}
+
+TEST(Engine, TargetStopsTheRunAndRecordsTimeToTarget) {
+  auto b = build(kSynthetic, {"run.max_steps=400", "run.target={metric=\"val_loss\", value=0.5}"});
+  auto s = b.engine->run();
+  EXPECT_EQ(s.status, "target_reached");
+  ASSERT_TRUE(s.steps_to_target.has_value());
+  EXPECT_EQ(*s.steps_to_target % 20, 0);
+  EXPECT_LT(*s.steps_to_target, 400);
+  EXPECT_EQ(s.steps, *s.steps_to_target);
+  EXPECT_LE(s.final_metrics.at("val_loss"), 0.5);
+  EXPECT_EQ(*s.backward_passes_to_target, *s.steps_to_target);
+  EXPECT_NEAR(*s.seconds_to_target, s.train_seconds, 1e-12);
+}
+
+TEST(Engine, EarlyStoppingFiresAfterPatience) {
+  // min_delta is so large that nothing counts as improvement after the first evaluation.
+  auto b = build(kSynthetic, {"run.max_steps=400", "run.early_stop={metric=\"val_loss\", patience=2, min_delta=1e9}"});
+  auto s = b.engine->run();
+  EXPECT_EQ(s.status, "early_stopped");
+  EXPECT_EQ(s.evaluations, 3);
+  EXPECT_EQ(s.steps, 60);
+}
+
+TEST(Engine, UnknownTargetMetricIsBadInput) {
+  try {
+    build(kSynthetic, {"run.target={metric=\"val_acc\", value=0.5}"});
+    FAIL() << "accepted an unknown metric";
+  } catch (const hpt::BadInput& e) {
+    EXPECT_THAT(e.what(), HasSubstr("metric 'val_acc' is not reported by task 'synthetic'"));
+  }
+}
+
+TEST(Engine, NanLossStopsWithExitOneAndKeepsMetrics) {
+  TempDir dir;
+  std::string path = dir.write("m.toml", kSynthetic);
+  auto r = run_hpt({"run", path, "optimizer.plugin=\"sgd\"", "optimizer.lr=1e12", "run.runs_dir=\"" + dir.path() + "\""});
+  EXPECT_EQ(r.code, 1) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("training diverged"));
+  EXPECT_THAT(r.err, HasSubstr("the training loss is"));
+  EXPECT_FALSE(read_file(dir.path() + "/synthetic/metrics.jsonl").empty());
+}
+
+TEST(Engine, ExistingRunDirectoryIsNotOverwritten) {
+  TempDir dir;
+  std::string path = dir.write("m.toml", kSynthetic);
+  std::string runs = "run.runs_dir=\"" + dir.path() + "\"";
+  ASSERT_EQ(run_hpt({"run", path, runs, "run.max_steps=5"}).code, 0);
+  auto again = run_hpt({"run", path, runs, "run.max_steps=5"});
+  EXPECT_EQ(again.code, 2);
+  EXPECT_THAT(again.err, HasSubstr("already exists"));
+  EXPECT_EQ(run_hpt({"run", path, runs, "run.max_steps=5", "--overwrite"}).code, 0);
+}
+
+TEST(Engine, PredictedStepAppliesExactlyTheForecastWithoutForwardOrBackward) {
+  auto b = build(kCounting, {"dynamics.step=0.001", "dynamics.scale=0.5", "run.probe_interval=100"});
+  Engine& e = *b.engine;
+  for (int i = 0; i < 3; ++i) e.real_step(hpt::StepKind::Full);
+  auto before = clone_all(e.parameters());
+  auto counts_before = e.task().evaluate();
+
+  std::int64_t kept = e.predicted_phase(1);
+  ASSERT_EQ(kept, 1);
+  for (std::size_t p = 0; p < before.size(); ++p) {
+    torch::Tensor expected = before[p] + torch::full_like(before[p], 0.001) * 0.5;
+    EXPECT_TRUE(torch::equal(e.parameters()[p], expected)) << e.layout().names[p];
+    EXPECT_FALSE(torch::equal(e.parameters()[p], before[p])) << e.layout().names[p];
+  }
+  auto counts_after = e.task().evaluate();
+  // Two probes (before the phase and at its end) are the only forward passes; no backward.
+  EXPECT_EQ(counts_after.at("forward_calls") - counts_before.at("forward_calls"), 2);
+  EXPECT_EQ(counts_after.at("backward_calls"), counts_before.at("backward_calls"));
+  EXPECT_EQ(e.summary().predicted_steps, 1);
+  EXPECT_EQ(e.summary().backward_passes, 3);
+  EXPECT_EQ(e.state().step, 4);
+}
+
+TEST(Engine, LongerPhaseProbesAtTheIntervalOnly) {
+  auto b = build(kCounting, {"run.probe_interval=4"});
+  Engine& e = *b.engine;
+  e.real_step(hpt::StepKind::Full);
+  auto c0 = e.task().evaluate();
+  ASSERT_EQ(e.predicted_phase(8), 8);
+  auto c1 = e.task().evaluate();
+  EXPECT_EQ(c1.at("forward_calls") - c0.at("forward_calls"), 3);  // before, after 4, after 8
+  EXPECT_EQ(c1.at("backward_calls"), c0.at("backward_calls"));
+  EXPECT_EQ(e.summary().probes, 3);
+}
+
+std::string optimizer_bytes(Engine& e) {
+  torch::serialize::OutputArchive a;
+  e.optimizer().save(a);
+  std::ostringstream os;
+  a.save_to(os);
+  return os.str();
+}
+
+TEST(Engine, RollbackRestoresBitIdenticalWeightsAndOptimizerState) {
+  // A huge step makes the probe loss explode; tolerance 0.5 rolls it back.
+  auto b = build(kCounting, {"dynamics.step=10.0", "correction.tolerance=0.5"});
+  Engine& e = *b.engine;
+  for (int i = 0; i < 3; ++i) e.real_step(hpt::StepKind::Full);
+  auto before = clone_all(e.parameters());
+  std::string opt_before = optimizer_bytes(e);
+  EXPECT_EQ(e.predicted_phase(4), 0);
+  for (std::size_t p = 0; p < before.size(); ++p) EXPECT_TRUE(torch::equal(e.parameters()[p], before[p]));
+  EXPECT_EQ(optimizer_bytes(e), opt_before);
+  EXPECT_EQ(e.summary().rollbacks, 1);
+  EXPECT_EQ(e.summary().predicted_discarded, 2);  // probe_interval = 2
+  EXPECT_EQ(e.state().step, 3);
+}
+
+TEST(Engine, NanInjectedIntoAPredictedPhaseIsRolledBack) {
+  auto b = build(kCounting, {"dynamics.nan=true"});
+  Engine& e = *b.engine;
+  for (int i = 0; i < 3; ++i) e.real_step(hpt::StepKind::Full);
+  auto before = clone_all(e.parameters());
+  EXPECT_EQ(e.predicted_phase(4), 0);
+  for (std::size_t p = 0; p < before.size(); ++p) {
+    EXPECT_TRUE(torch::equal(e.parameters()[p], before[p]));
+    EXPECT_TRUE(torch::isfinite(e.parameters()[p]).all().item<bool>());
+  }
+  EXPECT_EQ(e.summary().rollbacks, 1);
+}
+
+}  // namespace
