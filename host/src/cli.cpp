@@ -6,6 +6,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "bench_report.hpp"
 #include "checkpoint_tools.hpp"
 #include "engine.hpp"
 #include "manifest.hpp"
@@ -27,6 +28,7 @@ const char* kUsage =
     "  hpt resume RUN_DIR [key.path=value ...]                   continue from the last good checkpoint\n"
     "  hpt export CHECKPOINT [--format torch|json] [-o OUT]      write a checkpoint's weights\n"
     "  hpt average CHECKPOINT CHECKPOINT... -o OUT_DIR           average the weights of checkpoints\n"
+    "  hpt bench BENCH.toml [--report-only]                      variants x seeds, side by side, with a report\n"
     "  hpt COMMAND --help                                        help for one command\n"
     "\n"
     "exit codes: 0 success, 1 failure while running, 2 bad input (manifest, plugin, arguments)\n"
@@ -47,10 +49,11 @@ const char* kValidateHelp =
     "key against their declared options. Prints the resolved manifest; exit 2 on any problem.\n";
 
 const char* kPluginsHelp =
-    "usage: hpt plugins [--kind KIND] [--dir DIR ...]\n"
+    "usage: hpt plugins [--kind KIND] [--dir DIR ...] [--markdown]\n"
     "\n"
     "Lists every plugin library in the search path with its kind, name, version and options.\n"
-    "KIND is one of: task optimizer backend dynamics correction phase checkpointer.\n";
+    "KIND is one of: task optimizer backend dynamics correction phase checkpointer.\n"
+    "--markdown prints the option tables of docs/manifest.md.\n";
 
 const char* kResumeHelp =
     "usage: hpt resume RUN_DIR [key.path=value ...]\n"
@@ -71,6 +74,33 @@ const char* kAverageHelp =
     "\n"
     "Averages the parameters of several checkpoints of the same model into a new checkpoint\n"
     "directory OUT_DIR (which must not exist); the other state is copied from the first.\n";
+
+const char* kBenchHelp =
+    "usage: hpt bench BENCH.toml [--report-only]\n"
+    "\n"
+    "Runs a benchmark suite: every variant of the bench manifest at every seed, interleaved\n"
+    "(seed-major: A B C, A B C, ...), each as its own `hpt run` process with its output in\n"
+    "<runs_dir>/runs/<variant>-s<seed>/output.log. Every variant is resolved first, so a typo\n"
+    "fails before anything runs. Runs already complete with the same manifest are skipped,\n"
+    "so running the same command again resumes the suite; a failed run is reported and the\n"
+    "suite goes on. Writes results.json, report.md and report.html into bench.runs_dir.\n"
+    "  --report-only   write the reports from the runs on disk, run nothing\n"
+    "\n"
+    "Bench manifest:\n"
+    "  [bench]\n"
+    "  name = \"fm16\"                                  # default: the file's name\n"
+    "  base = \"../configs/fm16_baseline.toml\"         # a run manifest, relative to this file\n"
+    "  seeds = [0, 1, 2, 3, 4]\n"
+    "  baseline = \"baseline\"                          # the variant speedups are measured against\n"
+    "  target = { metric = \"val_accuracy\", value = 0.895 }   # default: the base's run.target\n"
+    "  budget = 20000                                  # run.max_steps (default: the base's)\n"
+    "  runs_dir = \"runs/bench/fm16\"                   # default: runs/bench/<name>\n"
+    "  [[variant]]\n"
+    "  name = \"hybrid_linear\"\n"
+    "  overrides = ['dynamics.plugin=\"linear\"']      # and/or a [variant.set] table of key.path = value\n"
+    "\n"
+    "A run that misses the target counts as twice the budget: 2 x budget steps, and 2 x its\n"
+    "training time (and backward passes) scaled to the budget.\n";
 
 bool wants_help(const std::vector<std::string>& args) {
   for (const auto& a : args)
@@ -143,11 +173,48 @@ int do_validate(const RunArgs& a, std::ostream& out) {
   return kExitOk;
 }
 
+// The plugin part of docs/manifest.md: a heading and a table of options per plugin.
+void print_plugins_markdown(const std::vector<std::shared_ptr<const PluginInfo>>& all, const std::string& kind_filter,
+                            std::ostream& out) {
+  for (PluginKind k : all_plugin_kinds()) {
+    if (!kind_filter.empty() && kind_filter != section_name(k)) continue;
+    for (const auto& p : all) {
+      if (p->kind != k) continue;
+      out << "### " << section_name(k) << " `" << p->name << "`\n\n" << p->summary << " (version " << p->version
+          << ")\n\n";
+      if (p->options.empty()) {
+        out << "No options.\n\n";
+        continue;
+      }
+      out << "| key | type | default | meaning |\n| --- | --- | --- | --- |\n";
+      for (const auto& o : p->options) {
+        std::ostringstream type;
+        type << to_string(o.type);
+        if (o.min || o.max) {
+          type << " in [";
+          if (o.min) type << *o.min;
+          type << "..";
+          if (o.max) type << *o.max;
+          type << "]";
+        }
+        for (std::size_t i = 0; i < o.choices.size(); ++i) type << (i ? ", " : ": ") << o.choices[i];
+        std::string doc = o.doc;
+        for (std::size_t at = doc.find('|'); at != std::string::npos; at = doc.find('|', at + 2)) doc.replace(at, 1, "\\|");
+        out << "| `" << o.name << "` | " << type.str() << " | `" << to_toml(o.default_value) << "` | " << doc << " |\n";
+      }
+      out << "\n";
+    }
+  }
+}
+
 int do_plugins(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
   std::string kind_filter;
   std::vector<std::string> extra;
+  bool markdown = false;
   for (std::size_t i = 1; i < args.size(); ++i) {
-    if ((args[i] == "--kind" || args[i] == "--dir") && i + 1 < args.size()) {
+    if (args[i] == "--markdown") {
+      markdown = true;
+    } else if ((args[i] == "--kind" || args[i] == "--dir") && i + 1 < args.size()) {
       (args[i] == "--kind" ? kind_filter : (extra.emplace_back(), extra.back())) = args[i + 1];
       ++i;
     } else {
@@ -168,6 +235,11 @@ int do_plugins(const std::vector<std::string>& args, std::ostream& out, std::ost
   PluginLoader loader(PluginLoader::default_dirs(extra));
   std::vector<std::string> problems;
   auto all = loader.load_all(&problems);
+  if (markdown) {
+    print_plugins_markdown(all, kind_filter, out);
+    for (const auto& p : problems) err << "warning: " << p << "\n";
+    return kExitOk;
+  }
   out << "plugin search path: ";
   for (std::size_t i = 0; i < loader.dirs().size(); ++i) out << (i ? ":" : "") << loader.dirs()[i];
   out << "\n";
@@ -256,6 +328,35 @@ int do_average(const std::vector<std::string>& args, std::ostream& out) {
   return kExitOk;
 }
 
+int do_bench(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  std::string file;
+  bool report_only = false;
+  std::string command = "hpt";
+  for (const auto& a : args) command += " " + a;
+  for (std::size_t i = 1; i < args.size(); ++i) {
+    if (args[i] == "--report-only") report_only = true;
+    else if (args[i].rfind("-", 0) != 0 && file.empty()) file = args[i];
+    else throw BadInput("unexpected argument '" + args[i] + "'\n" + kBenchHelp);
+  }
+  if (file.empty()) throw BadInput(std::string("missing bench manifest\n") + kBenchHelp);
+  BenchManifest bench = load_bench_manifest(file);
+  std::vector<PlannedRun> runs = plan_runs(bench);
+  std::vector<RunOutcome> outcomes;
+  try {
+    if (!report_only) outcomes = run_suite(bench, runs, fs::canonical("/proc/self/exe").string(), out);
+  } catch (const Interrupted& e) {
+    err << "hpt: bench " << e.what() << "; run the same command again to resume the suite\n";
+    return 128 + e.signal;
+  }
+  BenchResults results = collect_results(bench, runs, outcomes, command);
+  for (const auto& path : write_bench_reports(results, bench.runs_dir)) out << "wrote " << path << "\n";
+  std::size_t unfinished = 0;
+  for (const auto& r : results.runs) unfinished += r.finished ? 0 : 1;
+  if (unfinished == 0) return kExitOk;
+  err << "hpt: bench: " << unfinished << " of " << results.runs.size() << " runs did not finish (see report.md)\n";
+  return kExitFailure;
+}
+
 }  // namespace
 
 int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
@@ -297,6 +398,10 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     if (cmd == "average") {
       if (wants_help(args)) return out << kAverageHelp, kExitOk;
       return do_average(args, out);
+    }
+    if (cmd == "bench") {
+      if (wants_help(args)) return out << kBenchHelp, kExitOk;
+      return do_bench(args, out, err);
     }
     std::vector<std::string> commands = {"run", "validate", "plugins", "resume", "export", "average", "bench"};
     std::string near = closest_name(cmd, commands);

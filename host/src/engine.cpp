@@ -102,6 +102,7 @@ boost::json::object RunSummary::to_json() const {
   o["predicted_fraction"] = steps > 0 ? static_cast<double>(predicted_steps) / static_cast<double>(steps) : 0.0;
   o["probes"] = probes;
   o["rollbacks"] = rollbacks;
+  o["divergence_rollbacks"] = divergence_rollbacks;
   o["forward_passes"] = forward_passes;
   o["backward_passes"] = backward_passes;
   o["train_seconds"] = train_seconds;
@@ -154,7 +155,9 @@ struct Engine::Progress {
 };
 
 Engine::Engine(ResolvedManifest manifest, PluginLoader& loader, EngineOptions options)
-    : manifest_(std::move(manifest)), options_(options) {
+    : manifest_(std::move(manifest)),
+      options_(options),
+      monitor_(DivergenceSettings::from(manifest_.run.divergence)) {
   const RunConfig& run = manifest_.run;
   if (options_.write_run_dir) dir_ = std::make_unique<RunDirectory>(run.runs_dir, run.name, run.resume, options_.overwrite);
   logger_ = make_run_logger(dir_ ? dir_->path() : "", run.log_level);
@@ -208,6 +211,43 @@ Engine::Engine(ResolvedManifest manifest, PluginLoader& loader, EngineOptions op
   progress_->tty = options_.progress == 1 || (options_.progress == -1 && ::isatty(2));
 
   if (run.resume) resume_from_checkpoint();
+  take_last_good();
+}
+
+void Engine::take_last_good() {
+  last_good_params_ = backend_->snapshot(params_);
+  last_good_optimizer_ = archive_bytes([&](auto& a) { optimizer_->save(a); });
+  monitor_.snapshot_taken();
+}
+
+void Engine::handle_diagnosis(const Diagnosis& d) {
+  if (d.alarm == Alarm::None) return;
+  if (dir_) {
+    boost::json::object line;
+    line["type"] = "divergence";
+    line["step"] = state_.step;
+    line["alarm"] = d.alarm == Alarm::Critical ? "critical" : d.alarm == Alarm::Warning ? "warning" : "notice";
+    line["reason"] = d.reason;
+    dir_->append_metrics(line);
+  }
+  if (d.alarm != Alarm::Critical) {
+    logger_->debug("divergence monitor at step {}: {}", state_.step, d.reason);
+    return;
+  }
+  const auto& s = monitor_.settings();
+  if (critical_rollbacks_ >= s.max_rollbacks)
+    throw RunError(d.reason + " at step " + std::to_string(state_.step) + " (learning rate " +
+                   std::to_string(optimizer_->learning_rate()) + ", after " + std::to_string(critical_rollbacks_) +
+                   " roll-backs with the learning rate cut): training diverged; lower optimizer.lr or enable "
+                   "clipping (optimizer.clip). Checkpoints and metrics so far are kept.");
+  ++critical_rollbacks_;
+  ++summary_.divergence_rollbacks;
+  backend_->restore(params_, last_good_params_);
+  read_archive(last_good_optimizer_, [&](auto& a) { optimizer_->load(a); });
+  optimizer_->scale_learning_rate(s.lr_cut);
+  monitor_.reset_statistics();
+  logger_->warn("step {}: {}; rolled back to the last good state and cut the learning rate to {:g}", state_.step,
+                d.reason, optimizer_->learning_rate() * s.lr_cut);
 }
 
 Engine::~Engine() = default;
@@ -259,10 +299,20 @@ void Engine::real_step(StepKind kind) {
   record.learning_rate = optimizer_->learning_rate();
   record.forward_passes = forward;
   record.backward_passes = backward;
-  if (!std::isfinite(loss))
-    throw RunError("the training loss is " + std::to_string(loss) + " at step " + std::to_string(step) +
-                   " (learning rate " + std::to_string(record.learning_rate) +
-                   "): training diverged; lower optimizer.lr or enable clipping. Checkpoints and metrics so far are kept.");
+  Diagnosis diagnosis = monitor_.observe(loss, record.grad_norm);
+  monitor_.took_real_step();
+  if (diagnosis.alarm == Alarm::Critical) {
+    record.seconds = seconds_since(t0);
+    state_.step = step;
+    ++summary_.real_steps;
+    summary_.forward_passes += forward;
+    summary_.backward_passes += backward;
+    record_step(record);
+    auto tr = Clock::now();
+    handle_diagnosis(diagnosis);  // rolls back, or throws after too many roll-backs
+    summary_.train_seconds += seconds_since(tr);
+    return;
+  }
   if (predicting_enabled_) {
     record.update = optimizer_->last_update();
     torch::Tensor norms = backend_->norms(record.update).to(torch::kCPU, torch::kFloat64).square();
@@ -271,11 +321,13 @@ void Engine::real_step(StepKind kind) {
     for (std::size_t p = 0; p < params_.size(); ++p) record.group_update_norms[layout_.group_of[p]] += acc[static_cast<std::int64_t>(p)];
     for (auto& n : record.group_update_norms) n = std::sqrt(n);
     dynamics_->observe(record);
+    state_.confidence = dynamics_->confidence();
     if (pending_forecast_) {
       correction_->observe_real(record, *pending_forecast_);
       pending_forecast_.reset();
     }
   }
+  if (monitor_.snapshot_due()) take_last_good();
   record.seconds = seconds_since(t0);
 
   state_.step = step;
@@ -287,6 +339,7 @@ void Engine::real_step(StepKind kind) {
   summary_.forward_passes += forward;
   summary_.backward_passes += backward;
   record_step(record);
+  handle_diagnosis(diagnosis);
 }
 
 double Engine::probe_loss() {
@@ -314,7 +367,6 @@ std::int64_t Engine::predicted_phase(std::int64_t horizon) {
   auto t_phase = Clock::now();
   auto t0 = Clock::now();
   Forecast forecast = correction_->adjust(dynamics_->forecast(horizon));
-  state_.confidence = forecast.confidence;
   if (forecast.confidence <= 0.0 || forecast.horizon() == 0 || forecast.direction.size() != params_.size()) {
     // Nothing to predict with: the time asked of the plugins still counts.
     summary_.train_seconds += seconds_since(t0);
@@ -370,6 +422,7 @@ std::int64_t Engine::predicted_phase(std::int64_t horizon) {
     ++state_.rollbacks;
     state_.step = step_before;
     outcome.rolled_back = true;
+    handle_diagnosis(monitor_.phase_rolled_back());
     outcome.applied = 0;
     if (dir_) {
       boost::json::object line;
@@ -476,8 +529,11 @@ RunSummary Engine::run() {
   summary_.status = "completed";
   while (state_.step < state_.max_steps && !stop_) {
     PhaseDecision d = phase_->decide(state_);
+    if (d.kind == PhaseKind::Predict && predicting_enabled_ && monitor_.forced_real_steps() > 0) {
+      d = {PhaseKind::Full, monitor_.forced_real_steps()};  // the divergence monitor wants real steps first
+    }
     if (d.kind == PhaseKind::Predict && predicting_enabled_) {
-      std::int64_t kept = predicted_phase(std::max<std::int64_t>(1, d.length));
+      std::int64_t kept = predicted_phase(monitor_.horizon_cap(std::max<std::int64_t>(1, d.length)));
       check_signal();
       if (kept == 0 && !stop_) real_step(StepKind::Full);  // keep moving when a forecast was refused
       else if (kept > 0 && state_.step < state_.max_steps) real_step(StepKind::Correct);
@@ -563,6 +619,8 @@ std::vector<CheckpointFile> Engine::checkpoint_files() const {
                      i64("s_predicted_discarded", summary_.predicted_discarded);
                      i64("s_probes", summary_.probes);
                      i64("s_rollbacks", summary_.rollbacks);
+                     i64("s_divergence_rollbacks", summary_.divergence_rollbacks);
+                     i64("critical_rollbacks", critical_rollbacks_);
                      i64("s_forward", summary_.forward_passes);
                      i64("s_backward", summary_.backward_passes);
                      i64("s_evaluations", summary_.evaluations);
@@ -613,6 +671,8 @@ void Engine::restore_checkpoint(const std::vector<CheckpointFile>& files) {
     summary_.predicted_discarded = i64("s_predicted_discarded");
     summary_.probes = i64("s_probes");
     summary_.rollbacks = i64("s_rollbacks");
+    summary_.divergence_rollbacks = i64("s_divergence_rollbacks");
+    critical_rollbacks_ = i64("critical_rollbacks");
     summary_.forward_passes = i64("s_forward");
     summary_.backward_passes = i64("s_backward");
     summary_.evaluations = i64("s_evaluations");
@@ -633,6 +693,11 @@ void Engine::restore_checkpoint(const std::vector<CheckpointFile>& files) {
 
 void Engine::save_checkpoint() {
   auto t0 = Clock::now();
+  for (std::size_t p = 0; p < params_.size(); ++p)
+    if (!torch::isfinite(params_[p]).all().item<bool>()) {
+      logger_->error("not writing a checkpoint at step {}: parameter {} is not finite", state_.step, layout_.names[p]);
+      return;
+    }
   Metrics metrics = summary_.final_metrics;
   CheckpointInfo info = checkpointer_->save(state_.step, checkpoint_files(), metrics);
   last_checkpoint_step_ = state_.step;

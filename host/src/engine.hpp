@@ -11,6 +11,7 @@
 #include <boost/json.hpp>
 
 #include "hpt/hpt.hpp"
+#include "divergence_monitor.hpp"
 #include "manifest.hpp"
 #include "plugin_loader.hpp"
 #include "run_directory.hpp"
@@ -26,7 +27,8 @@ struct RunSummary {
   std::int64_t predicted_steps = 0;  // kept
   std::int64_t predicted_discarded = 0;  // applied, then rolled back
   std::int64_t probes = 0;
-  std::int64_t rollbacks = 0;
+  std::int64_t rollbacks = 0;        // predicted phases rolled back
+  std::int64_t divergence_rollbacks = 0;  // roll-backs to the last good state after a critical alarm
   std::int64_t forward_passes = 0;   // training forward passes (probes and evaluation apart)
   std::int64_t backward_passes = 0;
   double train_seconds = 0.0;        // every step's wall time, probes included; evaluation excluded
@@ -125,6 +127,14 @@ class Engine {
   std::int64_t evals_without_improvement_ = 0;
   bool stop_ = false;
   void check_signal();
+
+  // Divergence monitor and the last good state it rolls back to.
+  void handle_diagnosis(const Diagnosis& d);
+  void take_last_good();
+  DivergenceMonitor monitor_;
+  std::vector<torch::Tensor> last_good_params_;
+  std::string last_good_optimizer_;
+  std::int64_t critical_rollbacks_ = 0;
   std::unique_ptr<Progress> progress_;
 };
 

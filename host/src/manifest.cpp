@@ -1,5 +1,7 @@
 #include "manifest.hpp"
 
+#include "divergence_monitor.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
@@ -396,7 +398,7 @@ ResolvedManifest resolve(const Manifest& manifest, PluginLoader& loader) {
 
   // [run]
   const toml::table* run = root["run"].as_table();
-  out.run_options = v.section(run, "run", run_option_specs(), {"target", "early_stop"}, "[run]");
+  out.run_options = v.section(run, "run", run_option_specs(), {"target", "early_stop", "divergence"}, "[run]");
   RunConfig& rc = out.run;
   rc.name = out.run_options.get_string("name");
   if (rc.name.empty()) rc.name = fs::path(manifest.path()).stem().string();
@@ -410,6 +412,14 @@ ResolvedManifest resolve(const Manifest& manifest, PluginLoader& loader) {
   out.run_options.set("plugin_dirs", rc.plugin_dirs);  // absolute, so the resolved manifest works from anywhere
   rc.resume = out.run_options.get_bool("resume");
   rc.log_level = out.run_options.get_string("log_level");
+  rc.divergence = Options::defaults(DivergenceSettings::option_specs());
+  if (const toml::node* node = run ? run->get("divergence") : nullptr) {
+    if (node->is_table())
+      rc.divergence = v.section(node->as_table(), "run.divergence", DivergenceSettings::option_specs(), {}, "run.divergence");
+    else
+      v.error(*node, "run.divergence", "'run.divergence' must be a table like { loss_sigma = 6.0, max_rollbacks = 3 }, got " +
+                                           toml_type_name(*node));
+  }
   for (bool early : {false, true}) {
     const char* key = early ? "early_stop" : "target";
     if (run == nullptr) break;
@@ -509,6 +519,13 @@ std::string ResolvedManifest::to_toml() const {
   };
   if (run.target) goal("target", *run.target, false);
   if (run.early_stop) goal("early_stop", *run.early_stop, true);
+  os << "divergence = { ";
+  bool first = true;
+  for (const auto& [k, v] : run.divergence.values()) {
+    os << (first ? "" : ", ") << k << " = " << hpt::to_toml(v);
+    first = false;
+  }
+  os << " }\n";
   for (const auto& [kind, choice] : plugins) write_section(section_name(kind), choice.info->name, choice.options);
   return os.str();
 }

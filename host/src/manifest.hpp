@@ -59,6 +59,7 @@ struct RunConfig {
   std::string log_level;
   std::optional<MetricGoal> target;
   std::optional<MetricGoal> early_stop;
+  Options divergence;  // run.divergence = { ... }: the divergence monitor's settings
 };
 
 // One plugin section, validated against the plugin's declared options.

@@ -33,6 +33,8 @@ class FixedDynamics : public hpt::DynamicsModel {
     return f;
   }
 
+  double confidence() const override { return 1.0; }
+
   void save(torch::serialize::OutputArchive& archive) const override {
     archive.write("observed", torch::tensor(observed_));
   }

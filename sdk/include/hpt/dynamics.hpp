@@ -19,6 +19,12 @@ class DynamicsModel : public Plugin {
 
   // The next `horizon` predicted steps. confidence 0 means the model has nothing to offer.
   virtual Forecast forecast(std::int64_t horizon) = 0;
+
+  // The confidence a forecast made now would have, cheaply (no forecast is built).
+  // The engine reads it after every real step into TrainingState::confidence, so phase
+  // controllers can decide whether to ask for a predicted phase. The default, 0, means
+  // "never ask": every model that can forecast overrides it.
+  virtual double confidence() const { return 0.0; }
 };
 
 }  // namespace hpt

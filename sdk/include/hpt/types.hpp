@@ -90,7 +90,7 @@ struct TrainingState {
   std::int64_t rollbacks = 0;
   double last_loss = 0.0;
   double loss_ema = 0.0;             // exponential moving average of the training loss
-  double confidence = 0.0;           // confidence of the dynamics model's latest forecast
+  double confidence = 0.0;           // DynamicsModel::confidence() after the last real step
   double seconds = 0.0;              // training wall time so far, evaluation excluded
 };
 

@@ -1,0 +1,33 @@
+// The docs say what is true: docs/manifest.md lists every option of every built plugin,
+// and every [run] key.
+#include "manifest.hpp"
+#include "plugin_loader.hpp"
+#include "test_support.hpp"
+
+namespace {
+
+TEST(Docs, ManifestReferenceListsEveryOption) {
+  const std::string doc = hpt::test::read_file(std::string(HPT_SOURCE_DIR) + "/docs/manifest.md");
+  ASSERT_FALSE(doc.empty());
+  for (const auto& spec : hpt::host::run_option_specs())
+    EXPECT_NE(doc.find("| `" + spec.name + "` |"), std::string::npos) << "[run] key " << spec.name;
+
+  hpt::host::PluginLoader loader({std::string(HPT_BINARY_DIR) + "/plugins"});
+  std::vector<std::string> problems;
+  auto plugins = loader.load_all(&problems);
+  EXPECT_TRUE(problems.empty()) << problems.front();
+  EXPECT_GE(plugins.size(), 7u);
+  for (const auto& p : plugins) {
+    // Each plugin has its own heading: "### <section> `<name>`", followed by its options.
+    std::string heading = std::string("### ") + hpt::section_name(p->kind) + " `" + p->name + "`";
+    std::size_t at = doc.find(heading);
+    ASSERT_NE(at, std::string::npos) << "no heading '" << heading << "' in docs/manifest.md";
+    std::size_t end = doc.find("\n### ", at + heading.size());
+    std::string section = doc.substr(at, end == std::string::npos ? std::string::npos : end - at);
+    for (const auto& o : p->options)
+      EXPECT_NE(section.find("`" + o.name + "`"), std::string::npos)
+          << "option '" << o.name << "' of " << heading << " is not documented";
+  }
+}
+
+}  // namespace

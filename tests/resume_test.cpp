@@ -1,0 +1,150 @@
+// Checkpoints and resume through the real hpt binary: N steps + stop + resume + N steps
+// equals 2N uninterrupted steps bit for bit; SIGTERM writes a final checkpoint; and a run
+// killed with SIGKILL at random moments, again and again, still ends with the weights of
+// an uninterrupted run.
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <random>
+#include <thread>
+
+#include "checkpoint_tools.hpp"
+#include "test_support.hpp"
+
+using hpt::test::read_file;
+using hpt::test::TempDir;
+using ::testing::HasSubstr;
+
+namespace {
+
+namespace fs = std::filesystem;
+
+// The full-training manifest: fast synthetic task, Adam, a checkpoint every 5 steps.
+std::string full_manifest(const std::string& runs_dir) {
+  return "[run]\nname = \"r\"\nseed = 11\nmax_steps = 60\neval_every = 20\nruns_dir = \"" + runs_dir +
+         "\"\n[task]\nplugin = \"synthetic\"\nsamples = 256\n[optimizer]\nplugin = \"adam\"\nlr = 0.01\n"
+         "[checkpointer]\nplugin = \"torch\"\nevery_steps = 5\nkeep_last = 2\n";
+}
+
+// Starts `hpt ARGS` as a child process, its output into `log`.
+pid_t spawn(const std::vector<std::string>& args, const std::string& log) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    FILE* f = std::fopen(log.c_str(), "a");
+    if (f) {
+      dup2(fileno(f), 1);
+      dup2(fileno(f), 2);
+    }
+    std::vector<char*> argv;
+    std::string exe = HPT_EXE;
+    argv.push_back(exe.data());
+    std::vector<std::string> copy = args;
+    for (auto& a : copy) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    execv(exe.c_str(), argv.data());
+    _exit(127);
+  }
+  return pid;
+}
+
+int wait_exit(pid_t pid) {
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+int run_to_end(const std::vector<std::string>& args, const std::string& log) { return wait_exit(spawn(args, log)); }
+
+// The model weights of a run's latest checkpoint.
+std::vector<std::pair<std::string, torch::Tensor>> final_weights(const std::string& run_dir) {
+  std::string bytes = read_file(run_dir + "/checkpoints/latest/model.pt");
+  return hpt::host::read_model_tensors(bytes, run_dir);
+}
+
+void expect_bit_identical(const std::string& a, const std::string& b) {
+  auto wa = final_weights(a), wb = final_weights(b);
+  ASSERT_EQ(wa.size(), wb.size());
+  ASSERT_FALSE(wa.empty());
+  for (std::size_t i = 0; i < wa.size(); ++i) {
+    EXPECT_EQ(wa[i].first, wb[i].first);
+    EXPECT_TRUE(torch::equal(wa[i].second, wb[i].second)) << wa[i].first << " differs";
+  }
+}
+
+TEST(Resume, StopAndResumeEqualsUninterruptedFullTraining) {
+  TempDir dir;
+  std::string manifest = dir.write("m.toml", full_manifest(dir.path() + "/a"));
+  ASSERT_EQ(run_to_end({"run", manifest, "--no-progress"}, dir.path() + "/a.log"), 0) << read_file(dir.path() + "/a.log");
+  std::string b_runs = "run.runs_dir=\"" + dir.path() + "/b\"";
+  ASSERT_EQ(run_to_end({"run", manifest, b_runs, "run.max_steps=30", "--no-progress"}, dir.path() + "/b.log"), 0);
+  ASSERT_EQ(run_to_end({"resume", dir.path() + "/b/r", "run.max_steps=60", "--no-progress"}, dir.path() + "/b.log"), 0)
+      << read_file(dir.path() + "/b.log");
+  EXPECT_THAT(read_file(dir.path() + "/b.log"), HasSubstr("resumed from"));
+  expect_bit_identical(dir.path() + "/a/r", dir.path() + "/b/r");
+  EXPECT_THAT(read_file(dir.path() + "/b/r/summary.json"), HasSubstr("\"steps\":60"));
+}
+
+TEST(Resume, SigtermFinishesTheStepAndWritesAFinalCheckpoint) {
+  TempDir dir;
+  std::string manifest = dir.write("m.toml", full_manifest(dir.path()));
+  pid_t pid = spawn({"run", manifest, "run.max_steps=10000000", "checkpointer.every_steps=0", "--no-progress"},
+                    dir.path() + "/log");
+  // Wait for training to be under way.
+  std::string metrics = dir.path() + "/r/metrics.jsonl";
+  for (int i = 0; i < 600 && read_file(metrics).size() < 2000; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  kill(pid, SIGTERM);
+  EXPECT_EQ(wait_exit(pid), 143) << read_file(dir.path() + "/log");
+  std::string summary = read_file(dir.path() + "/r/summary.json");
+  EXPECT_THAT(summary, HasSubstr("\"status\":\"interrupted\""));
+  ASSERT_TRUE(fs::exists(dir.path() + "/r/checkpoints/latest/manifest.json")) << read_file(dir.path() + "/log");
+  EXPECT_THAT(read_file(dir.path() + "/log"), HasSubstr("hpt resume"));
+}
+
+TEST(Resume, SurvivesTwentySigkillsAtRandomMoments) {
+  TempDir dir;
+  std::string manifest = dir.write("m.toml", full_manifest(dir.path() + "/ref"));
+  const std::vector<std::string> longer = {"run.max_steps=400", "checkpointer.every_steps=3", "--no-progress"};
+  auto with = [&](std::vector<std::string> args) {
+    args.insert(args.end(), longer.begin(), longer.end());
+    return args;
+  };
+  ASSERT_EQ(run_to_end(with({"run", manifest}), dir.path() + "/ref.log"), 0) << read_file(dir.path() + "/ref.log");
+
+  const std::string runs = "run.runs_dir=\"" + dir.path() + "/crash\"";
+  const std::string run_dir = dir.path() + "/crash/r";
+  const std::string log = dir.path() + "/crash.log";
+  std::mt19937 rng(1234);
+  std::uniform_int_distribution<int> delay_ms(0, 400);
+  int kills = 0, completed_early = 0;
+  for (int attempt = 0; attempt < 20; ++attempt) {
+    bool started = fs::exists(run_dir + "/config.resolved.toml");
+    pid_t pid = spawn(started ? with({"resume", run_dir}) : with({"run", manifest, runs, "--overwrite"}), log);
+    // Kill at a random moment once training is under way (process start-up time varies
+    // with the machine's load, so the clock starts when the process begins writing).
+    const std::string metrics = run_dir + "/metrics.jsonl";
+    const auto size_before = fs::exists(metrics) ? fs::file_size(metrics) : 0;
+    for (int i = 0; i < 400 && (!fs::exists(metrics) || fs::file_size(metrics) == size_before); ++i) {
+      siginfo_t info{};
+      if (waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0 && info.si_pid != 0) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms(rng)));
+    kill(pid, SIGKILL);
+    int code = wait_exit(pid);
+    if (code == 128 + SIGKILL) ++kills;
+    else if (code == 0) ++completed_early;
+    else FAIL() << "attempt " << attempt << " exited with " << code << ":\n" << read_file(log);
+    // Whatever the moment of the kill, the latest checkpoint (if any) is complete and valid.
+    if (fs::exists(run_dir + "/checkpoints/latest"))
+      EXPECT_NO_THROW(final_weights(run_dir)) << "attempt " << attempt;
+  }
+  EXPECT_GE(kills, 15);
+  ASSERT_EQ(run_to_end(with({"resume", run_dir}), log), 0) << read_file(log);
+  expect_bit_identical(dir.path() + "/ref/r", run_dir);
+  (void)completed_early;
+}
+
+}  // namespace
