@@ -118,7 +118,7 @@ std::vector<const RunRecord*> runs_of(const BenchResults& r, const std::string& 
 
 std::string plot_metric_vs_time(const BenchResults& r) {
   const std::string& metric = r.target.metric;
-  SvgPlot plot("metric-time", kPlotWidth, 440, "(a) " + metric + " against training time",
+  SvgPlot plot("metric-time", kPlotWidth, 440, "(b) " + metric + " against training time",
                "training wall-clock time (s, evaluation excluded)", metric);
   double t_max = 0, lo = r.target.value, hi = r.target.value;
   std::vector<MetricCurve> curves;
@@ -150,7 +150,7 @@ std::string plot_loss_vs_step(const BenchResults& r) {
     for (const auto& p : curves.back().upper) hi = std::max(hi, p.y);
   }
   bool log = lo > 0 && hi / lo > 10;
-  SvgPlot plot("loss-step", kPlotWidth, 440, "(b) training loss against step",
+  SvgPlot plot("loss-step", kPlotWidth, 440, "(c) training loss against step",
                "step (real and predicted steps kept)", std::string("training loss (full and correct steps") +
                                                          (log ? ", log scale)" : ")"));
   if (!std::isfinite(lo)) lo = 0, hi = 1;
@@ -182,7 +182,7 @@ std::string plot_phase_timeline(const BenchResults& r) {
     }
   }
   SvgPlot plot("phases", kPlotWidth, 120 + 64 * static_cast<int>(std::max<std::size_t>(1, rows.size())),
-               "(c) phase timeline: which steps were full, predicted, probe, correct, rolled back",
+               "(d) phase timeline: which steps were full, predicted, probe, correct, rolled back",
                "step-equivalents executed (discarded predictions included; resolution: run.log_every)", "");
   plot.y_rows(rows);
   plot.x_range(0, x_max * 1.01);
@@ -203,7 +203,7 @@ std::string plot_time_to_target(const BenchResults& r) {
   double x_max = 0;
   for (const auto& s : r.stats) x_max = std::max(x_max, s.seconds.max);
   SvgPlot plot("time-to-target", kPlotWidth, 120 + 72 * static_cast<int>(r.variants.size()),
-               "(d) training time to " + goal_text(r.target) + " (median bar, min–max whisker, one dot per seed)",
+               "(a) training time to " + goal_text(r.target) + " (median bar, min–max whisker, one dot per seed)",
                "training wall-clock time to target (s); a run that missed counts as 2 × its time scaled to the budget",
                "");
   plot.y_rows(r.variants);
@@ -220,7 +220,7 @@ std::string plot_time_to_target(const BenchResults& r) {
     for (const auto* run : runs_of(r, s.name)) {
       if (!run->finished) continue;
       TargetScore t = score_run(run->summary);
-      plot.dot(row, t.seconds, c, !t.reached,
+      plot.dot(row, t.seconds, !t.reached,
                run->name + ": " + short_number(t.seconds) + " s" + (t.reached ? "" : " (missed the target)"));
     }
     std::string text = "median " + short_number(s.seconds.median) + " s";
@@ -228,8 +228,8 @@ std::string plot_time_to_target(const BenchResults& r) {
     text += " · " + std::to_string(s.reached) + "/" + std::to_string(s.finished) + " reached the target";
     plot.note(row, 0, text);
   }
-  plot.legend("reached the target", "#888", SvgPlot::Swatch::Box);
-  plot.legend("missed (budget rule)", "#888", SvgPlot::Swatch::HollowDot);
+  plot.legend("a seed that reached the target", "#222", SvgPlot::Swatch::Dot);
+  plot.legend("a seed that missed it (budget rule)", "#222", SvgPlot::Swatch::HollowDot);
   return plot.render();
 }
 

@@ -21,9 +21,9 @@ BenchResults collect_results(const BenchManifest& bench, const std::vector<Plann
 // the baseline; then every run; with the date, the machine and the command.
 std::string report_markdown(const BenchResults& results);
 
-// report.html: the same table under four plots: (a) validation metric against training
-// time (median over seeds, min-max band), (b) training loss against step, (c) a phase
-// timeline per variant (one seed), (d) time-to-target bars with min-max whiskers.
+// report.html: the same table under four plots: (a) time-to-target bars with min-max
+// whiskers, (b) validation metric against training time (median over seeds, min-max
+// band), (c) training loss against step, (d) a phase timeline per variant (one seed).
 std::string report_html(const BenchResults& results);
 
 // Writes results.json, report.md and report.html into `dir`; returns their paths.

@@ -118,7 +118,7 @@ std::string result_text(const PlannedRun& run) {
   if (ec || !parsed.is_object()) return "no summary.json";
   const auto& o = parsed.as_object();
   std::ostringstream os;
-  os << std::fixed << std::setprecision(1);
+  os << std::setprecision(3);
   if (auto* s = o.if_contains("status"); s && s->is_string()) os << s->as_string().c_str();
   if (auto* st = o.if_contains("steps"); st && st->is_int64()) os << " at step " << st->as_int64();
   if (auto* t = o.if_contains("train_seconds"); t && t->is_number()) os << " after " << t->to_number<double>() << " s of training";

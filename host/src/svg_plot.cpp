@@ -170,9 +170,9 @@ void SvgPlot::whisker(std::size_t row, double lo, double hi) {
                   fmt(y + cap) + "\" stroke=\"#222\" stroke-width=\"1.5\" fill=\"none\"/>");
 }
 
-void SvgPlot::dot(std::size_t row, double x, const std::string& color, bool hollow, const std::string& tip) {
+void SvgPlot::dot(std::size_t row, double x, bool hollow, const std::string& tip) {
   data_.push_back("<circle class=\"data\" cx=\"" + fmt(px(x)) + "\" cy=\"" + fmt(row_y(row)) + "\" r=\"4\" fill=\"" +
-                  (hollow ? "white" : color) + "\" stroke=\"#222\" stroke-width=\"1.2\">" +
+                  (hollow ? "white" : "#222") + "\" stroke=\"#222\" stroke-width=\"1.2\">" +
                   (tip.empty() ? "" : "<title>" + xml_escape(tip) + "</title>") + "</circle>");
 }
 
@@ -189,6 +189,7 @@ void SvgPlot::legend(const std::string& label, const std::string& color, Swatch 
     case Swatch::Box: s = "<rect x=\"4\" y=\"-6\" width=\"14\" height=\"12\" fill=\"" + color + "\"/>"; break;
     case Swatch::Tick: s = "<line x1=\"11\" x2=\"11\" y1=\"-7\" y2=\"7\" stroke=\"" + color + "\" stroke-width=\"1.5\"/>"; break;
     case Swatch::Marker: s = "<path d=\"M11 -6 L6 5 L16 5 Z\" fill=\"" + color + "\"/>"; break;
+    case Swatch::Dot: s = "<circle cx=\"11\" cy=\"0\" r=\"4\" fill=\"" + color + "\"/>"; break;
     case Swatch::HollowDot: s = "<circle cx=\"11\" cy=\"0\" r=\"4\" fill=\"white\" stroke=\"#222\" stroke-width=\"1.2\"/>"; break;
   }
   legend_.push_back({s + "<text x=\"28\" y=\"4\">" + xml_escape(label) + "</text>", label.size()});

@@ -30,10 +30,10 @@ class SvgPlot {
   void tick(std::size_t row, double x, const std::string& color);         // a short mark above the row's spans
   void marker(std::size_t row, double x, const std::string& color);       // a triangle below the row's spans
   void whisker(std::size_t row, double lo, double hi);                    // a min-max range with caps
-  void dot(std::size_t row, double x, const std::string& color, bool hollow, const std::string& tip);
+  void dot(std::size_t row, double x, bool hollow, const std::string& tip);  // dark, or hollow
   void note(std::size_t row, double x, const std::string& text);          // text right of x
 
-  enum class Swatch { Line, Band, Box, Tick, Marker, HollowDot };
+  enum class Swatch { Line, Band, Box, Tick, Marker, Dot, HollowDot };
   void legend(const std::string& label, const std::string& color, Swatch swatch);
 
   std::string render() const;
