@@ -61,18 +61,20 @@ Diagnosis DivergenceMonitor::observe(double loss, double grad_norm) {
   }
   if (d.alarm == Alarm::Critical) return d;  // keep the statistics of the healthy trajectory
 
-  // Oscillation: the loss change flips sign at (almost) every step of the window.
+  // Oscillation: the loss change flips sign at (almost) every step of the window and the
+  // swings grow (mini-batch noise flips signs too, but does not grow).
   recent_losses_.push_back(loss);
   if (static_cast<std::int64_t>(recent_losses_.size()) > s_.oscillation_window) recent_losses_.pop_front();
   if (d.alarm == Alarm::None && trusted && static_cast<std::int64_t>(recent_losses_.size()) == s_.oscillation_window) {
     int flips = 0;
     for (std::size_t i = 2; i < recent_losses_.size(); ++i)
       flips += ((recent_losses_[i] - recent_losses_[i - 1]) * (recent_losses_[i - 1] - recent_losses_[i - 2]) < 0);
-    double amplitude = 0;
+    const std::size_t half = recent_losses_.size() / 2;
+    double early = 0, late = 0;
     for (std::size_t i = 1; i < recent_losses_.size(); ++i)
-      amplitude = std::max(amplitude, std::abs(recent_losses_[i] - recent_losses_[i - 1]));
-    if (flips >= static_cast<int>(recent_losses_.size()) - 3 && amplitude > 3 * std::sqrt(std::max(loss_var_, 1e-12)))
-      d = {Alarm::Warning, "loss oscillates"};
+      (i <= half ? early : late) += std::abs(recent_losses_[i] - recent_losses_[i - 1]);
+    if (flips >= static_cast<int>(recent_losses_.size()) - 4 && late > 2.0 * early)
+      d = {Alarm::Warning, "loss oscillates with growing swings"};
   }
 
   // Exponential moving statistics (about the last 50 steps).

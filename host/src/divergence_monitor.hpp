@@ -5,7 +5,7 @@
 //   NaN or Inf loss or gradient norm               critical  roll back to the last good state, cut the lr
 //   gradient norm > grad_explode x its average     critical  roll back, cut the lr
 //   loss > its average + loss_sigma std. devs      warning   force real steps, halve the horizon cap
-//   loss oscillating (sign of its change flips)    warning   halve the horizon cap
+//   loss oscillating with growing swings           warning   halve the horizon cap
 //   gradient norm < grad_vanish x its average      notice    logged only
 //   a predicted phase rolled back                  warning   force real steps
 //
