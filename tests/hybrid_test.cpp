@@ -16,23 +16,8 @@
 
 namespace {
 
-using Overrides = std::map<std::string, hpt::OptionValue>;
-
-hpt::host::PluginLoader& loader() {
-  static hpt::host::PluginLoader instance({std::string(HPT_BINARY_DIR) + "/plugins"});
-  return instance;
-}
-
-template <class Interface>
-std::shared_ptr<Interface> make(hpt::PluginKind kind, const std::string& name, const Overrides& overrides = {}) {
-  auto info = loader().find(kind, name);
-  hpt::Options options = hpt::Options::defaults(info->options);
-  for (const auto& [key, value] : overrides) {
-    EXPECT_TRUE(options.has(key)) << name << " declares no option '" << key << "'";
-    options.set(key, value);
-  }
-  return loader().create<Interface>(*info, hpt::PluginContext{}, options);
-}
+using hpt::test::make_plugin;
+using hpt::test::Overrides;
 
 std::string archive_bytes(const hpt::Plugin& plugin) {
   torch::serialize::OutputArchive archive;
@@ -82,7 +67,7 @@ std::vector<torch::Tensor> random_update(torch::Generator& gen) {
 }
 
 std::shared_ptr<hpt::DynamicsModel> linear(const Overrides& overrides = {}) {
-  auto m = make<hpt::DynamicsModel>(hpt::PluginKind::DynamicsModel, "linear", overrides);
+  auto m = make_plugin<hpt::DynamicsModel>(hpt::PluginKind::DynamicsModel, "linear", overrides);
   m->bind(two_groups());
   return m;
 }
@@ -190,7 +175,7 @@ hpt::Forecast flat_forecast(std::int64_t horizon) {
 std::shared_ptr<hpt::CorrectionStrategy> residual(const Overrides& overrides = {}) {
   Overrides o = {{"rollback_tolerance", 0.05}};
   for (const auto& [k, v] : overrides) o[k] = v;
-  return make<hpt::CorrectionStrategy>(hpt::PluginKind::CorrectionStrategy, "residual", o);
+  return make_plugin<hpt::CorrectionStrategy>(hpt::PluginKind::CorrectionStrategy, "residual", o);
 }
 
 TEST(ResidualCorrection, ContinuesStopsAndRollsBackAtTheRightProbeLosses) {
@@ -269,7 +254,7 @@ TEST(ResidualCorrection, RejectsInconsistentFactorBounds) {
 }
 
 std::shared_ptr<hpt::PhaseController> adaptive() {
-  return make<hpt::PhaseController>(hpt::PluginKind::PhaseController, "adaptive",
+  return make_plugin<hpt::PhaseController>(hpt::PluginKind::PhaseController, "adaptive",
                                     {{"warmup_steps", std::int64_t{20}},
                                      {"min_real_steps", std::int64_t{3}},
                                      {"initial_horizon", std::int64_t{8}},
@@ -343,7 +328,7 @@ TEST(AdaptivePhase, SaveLoadRoundTrip) {
 }
 
 TEST(AdaptivePhase, RejectsAnInitialHorizonOutsideItsBounds) {
-  EXPECT_THROW(make<hpt::PhaseController>(hpt::PluginKind::PhaseController, "adaptive",
+  EXPECT_THROW(make_plugin<hpt::PhaseController>(hpt::PluginKind::PhaseController, "adaptive",
                                           {{"initial_horizon", std::int64_t{500}}, {"max_horizon", std::int64_t{100}}}),
                hpt::BadInput);
 }
@@ -394,7 +379,8 @@ std::unique_ptr<hpt::host::Engine> engine_for(const std::string& text) {
   hpt::host::EngineOptions options;
   options.write_run_dir = false;
   options.progress = 0;
-  return std::make_unique<hpt::host::Engine>(hpt::host::resolve(m, loader()), loader(), options);
+  auto& loader = hpt::test::built_plugins();
+  return std::make_unique<hpt::host::Engine>(hpt::host::resolve(m, loader), loader, options);
 }
 
 TEST(HybridEngine, ReachesTheTargetWithFewerBackwardPassesThanFullTraining) {

@@ -86,6 +86,58 @@ TEST(Resume, StopAndResumeEqualsUninterruptedFullTraining) {
   EXPECT_THAT(read_file(dir.path() + "/b/r/summary.json"), HasSubstr("\"steps\":60"));
 }
 
+// The hybrid: linear dynamics, residual correction, adaptive phases, set to start
+// predicting early on the synthetic task.
+const std::vector<std::string> kHybrid = {
+    "dynamics.plugin=\"linear\"", "dynamics.min_observations=10", "correction.plugin=\"residual\"",
+    "phase.plugin=\"adaptive\"",  "phase.warmup_steps=10",        "phase.confidence_threshold=0.0",
+    "phase.min_horizon=2",          "phase.initial_horizon=4"};
+
+TEST(Resume, StopAndResumeEqualsUninterruptedHybridTraining) {
+  TempDir dir;
+  std::string manifest = dir.write("m.toml", full_manifest(dir.path() + "/a"));
+  auto args = [&](std::vector<std::string> a) {
+    a.insert(a.end(), kHybrid.begin(), kHybrid.end());
+    a.push_back("--no-progress");
+    return a;
+  };
+  ASSERT_EQ(run_to_end(args({"run", manifest}), dir.path() + "/a.log"), 0) << read_file(dir.path() + "/a.log");
+  std::string summary = read_file(dir.path() + "/a/r/summary.json");
+  EXPECT_EQ(summary.find("\"predicted_steps\":0,"), std::string::npos) << "no predicted step: " << summary;
+  std::string b_runs = "run.runs_dir=\"" + dir.path() + "/b\"";
+  ASSERT_EQ(run_to_end(args({"run", manifest, b_runs, "run.max_steps=30"}), dir.path() + "/b.log"), 0);
+  ASSERT_EQ(run_to_end({"resume", dir.path() + "/b/r", "run.max_steps=60", "--no-progress"}, dir.path() + "/b.log"), 0)
+      << read_file(dir.path() + "/b.log");
+  expect_bit_identical(dir.path() + "/a/r", dir.path() + "/b/r");
+}
+
+TEST(Resume, FallsBackToThePreviousCheckpointWhenTheLatestIsCorrupt) {
+  TempDir dir;
+  std::string manifest = dir.write("m.toml", full_manifest(dir.path()));
+  ASSERT_EQ(run_to_end({"run", manifest, "run.max_steps=20", "--no-progress"}, dir.path() + "/log"), 0);
+  // Flip one byte of the newest checkpoint's model.
+  std::string model = fs::canonical(dir.path() + "/r/checkpoints/latest").string() + "/model.pt";
+  std::string bytes = read_file(model);
+  bytes[bytes.size() / 2] ^= 0x01;
+  std::ofstream(model, std::ios::binary) << bytes;
+  ASSERT_EQ(run_to_end({"resume", dir.path() + "/r", "run.max_steps=25", "--no-progress"}, dir.path() + "/log"), 0)
+      << read_file(dir.path() + "/log");
+  std::string log = read_file(dir.path() + "/log");
+  EXPECT_THAT(log, HasSubstr("model.pt fails its SHA-256 check"));
+  EXPECT_THAT(log, HasSubstr("trying the one before"));
+  EXPECT_THAT(log, HasSubstr("step_000015 (step 15)"));
+}
+
+TEST(Resume, CheckpointOfAnotherModelNamesTheParameterAndBothShapes) {
+  TempDir dir;
+  std::string manifest = dir.write("m.toml", full_manifest(dir.path()));
+  ASSERT_EQ(run_to_end({"run", manifest, "run.max_steps=10", "--no-progress"}, dir.path() + "/log"), 0);
+  auto r = hpt::test::run_hpt({"resume", dir.path() + "/r", "task.hidden=[7]"});
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("does not fit this model: parameter 'fc1.weight' has shape [16, 8] in the checkpoint "
+                               "and [7, 8] in the model"));
+}
+
 TEST(Resume, SigtermFinishesTheStepAndWritesAFinalCheckpoint) {
   TempDir dir;
   std::string manifest = dir.write("m.toml", full_manifest(dir.path()));
@@ -106,7 +158,7 @@ TEST(Resume, SigtermFinishesTheStepAndWritesAFinalCheckpoint) {
 TEST(Resume, SurvivesTwentySigkillsAtRandomMoments) {
   TempDir dir;
   std::string manifest = dir.write("m.toml", full_manifest(dir.path() + "/ref"));
-  const std::vector<std::string> longer = {"run.max_steps=400", "checkpointer.every_steps=3", "--no-progress"};
+  const std::vector<std::string> longer = {"run.max_steps=3000", "checkpointer.every_steps=5", "--no-progress"};
   auto with = [&](std::vector<std::string> args) {
     args.insert(args.end(), longer.begin(), longer.end());
     return args;
@@ -117,7 +169,7 @@ TEST(Resume, SurvivesTwentySigkillsAtRandomMoments) {
   const std::string run_dir = dir.path() + "/crash/r";
   const std::string log = dir.path() + "/crash.log";
   std::mt19937 rng(1234);
-  std::uniform_int_distribution<int> delay_ms(0, 400);
+  std::uniform_int_distribution<int> delay_ms(0, 300);
   int kills = 0, completed_early = 0;
   for (int attempt = 0; attempt < 20; ++attempt) {
     bool started = fs::exists(run_dir + "/config.resolved.toml");

@@ -23,26 +23,8 @@
 
 namespace {
 
-using Overrides = std::map<std::string, hpt::OptionValue>;
-
-hpt::host::PluginLoader& loader() {
-  static hpt::host::PluginLoader instance({std::string(HPT_BINARY_DIR) + "/plugins"});
-  return instance;
-}
-
-template <class Interface>
-std::shared_ptr<Interface> make_plugin(hpt::PluginKind kind, const std::string& name, const Overrides& overrides = {},
-                                       std::uint64_t seed = 0) {
-  auto info = loader().find(kind, name);
-  hpt::Options options = hpt::Options::defaults(info->options);
-  for (const auto& [key, value] : overrides) {
-    EXPECT_TRUE(options.has(key)) << name << " declares no option '" << key << "'";
-    options.set(key, value);
-  }
-  hpt::PluginContext context;
-  context.seed = seed;
-  return loader().create<Interface>(*info, context, options);
-}
+using hpt::test::make_plugin;
+using hpt::test::Overrides;
 
 // ---------------------------------------------------------------------------------
 // State features
@@ -292,12 +274,12 @@ TEST(RssmDynamics, ResumesBitIdenticallyFromSaveLoad) {
 }
 
 TEST(RssmDynamics, RejectsBadOptions) {
-  auto info = loader().find(hpt::PluginKind::DynamicsModel, "rssm");
+  auto info = hpt::test::built_plugins().find(hpt::PluginKind::DynamicsModel, "rssm");
   hpt::Options options = hpt::Options::defaults(info->options);
   options.set("tbptt", std::int64_t{64});
   options.set("history", std::int64_t{64});
   try {
-    loader().create<hpt::DynamicsModel>(*info, hpt::PluginContext{}, options);
+    hpt::test::built_plugins().create<hpt::DynamicsModel>(*info, hpt::PluginContext{}, options);
     FAIL() << "tbptt >= history was accepted";
   } catch (const std::exception& e) {
     EXPECT_THAT(e.what(), ::testing::HasSubstr("tbptt"));
@@ -470,11 +452,11 @@ TEST(BanditPhase, ResumesWithTheSameChoices) {
 }
 
 TEST(BanditPhase, RejectsAnEmptyHorizonList) {
-  auto info = loader().find(hpt::PluginKind::PhaseController, "bandit");
+  auto info = hpt::test::built_plugins().find(hpt::PluginKind::PhaseController, "bandit");
   hpt::Options options = hpt::Options::defaults(info->options);
   options.set("horizons", std::vector<std::int64_t>{});
   try {
-    loader().create<hpt::PhaseController>(*info, hpt::PluginContext{}, options);
+    hpt::test::built_plugins().create<hpt::PhaseController>(*info, hpt::PluginContext{}, options);
     FAIL() << "an empty horizon list was accepted";
   } catch (const std::exception& e) {
     EXPECT_THAT(e.what(), ::testing::HasSubstr("horizons"));

@@ -11,6 +11,7 @@
 #include <gtest/gtest.h>
 
 #include "cli.hpp"
+#include "plugin_loader.hpp"
 
 namespace hpt::test {
 
@@ -59,6 +60,31 @@ inline std::string read_file(const std::string& path) {
   std::stringstream s;
   s << in.rdbuf();
   return s.str();
+}
+
+// Option values by name, for make_plugin.
+using Overrides = std::map<std::string, OptionValue>;
+
+// The loader over build/plugins, shared by a test executable.
+inline host::PluginLoader& built_plugins() {
+  static host::PluginLoader loader({std::string(HPT_BINARY_DIR) + "/plugins"});
+  return loader;
+}
+
+// Creates built plugin (kind, name) with its defaults and `overrides`, which must be
+// declared options.
+template <class Interface>
+std::shared_ptr<Interface> make_plugin(PluginKind kind, const std::string& name, const Overrides& overrides = {},
+                                       std::uint64_t seed = 0) {
+  auto info = built_plugins().find(kind, name);
+  Options options = Options::defaults(info->options);
+  for (const auto& [key, value] : overrides) {
+    EXPECT_TRUE(options.has(key)) << name << " declares no option '" << key << "'";
+    options.set(key, value);
+  }
+  PluginContext context;
+  context.seed = seed;
+  return built_plugins().create<Interface>(*info, context, options);
 }
 
 }  // namespace hpt::test

@@ -1,5 +1,7 @@
 #include "bench_manifest.hpp"
 
+#include "message_text.hpp"
+
 #include <algorithm>
 #include <filesystem>
 #include <set>
@@ -22,24 +24,6 @@ const std::vector<std::pair<std::string, std::string>> kBenchOwnedKeys = {
     {"run.runs_dir", "bench.runs_dir"}, {"run.resume", "the bench"},
     {"run.max_steps", "bench.budget"}, {"run.target", "bench.target"},
 };
-
-std::string join(const std::vector<std::string>& items, const std::string& sep) {
-  std::string out;
-  for (std::size_t i = 0; i < items.size(); ++i) out += (i ? sep : "") + items[i];
-  return out;
-}
-
-std::string type_name(const toml::node& node) {
-  switch (node.type()) {
-    case toml::node_type::table: return "a table";
-    case toml::node_type::array: return "an array";
-    case toml::node_type::string: return "a string";
-    case toml::node_type::integer: return "an integer";
-    case toml::node_type::floating_point: return "a float";
-    case toml::node_type::boolean: return "a bool";
-    default: return "a date/time";
-  }
-}
 
 // The node as TOML text, e.g. "linear" or { metric = "val_loss" }.
 std::string toml_text(const toml::node& node) {
@@ -112,7 +96,7 @@ class Checker {
   }
 
   void wrong(const toml::node& node, const std::string& dotted, const std::string& expected) {
-    error(node, dotted, "'" + dotted + "' must be " + expected + ", got " + type_name(node) + " " + toml_text(node));
+    error(node, dotted, "'" + dotted + "' must be " + expected + ", got " + toml_type_name(node) + " " + toml_text(node));
   }
 
  private:

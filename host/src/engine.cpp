@@ -1,5 +1,7 @@
 #include "engine.hpp"
 
+#include "checkpoint_tools.hpp"
+
 #include <unistd.h>
 
 #include <atomic>
@@ -631,15 +633,33 @@ std::vector<CheckpointFile> Engine::checkpoint_files() const {
                      if (best_metric_) f64("best_metric", *best_metric_);
                      a.write("rng", cpu_rng_state());
                    })});
+  files.push_back({"config.resolved.toml", manifest_.to_toml()});
   return files;
 }
 
-void Engine::restore_checkpoint(const std::vector<CheckpointFile>& files) {
+void Engine::restore_checkpoint(const std::vector<CheckpointFile>& files, const std::string& path) {
   auto find = [&](const std::string& name) -> const std::string& {
     for (const auto& f : files)
       if (f.name == name) return f.bytes;
-    throw BadInput("checkpoint has no " + name);
+    throw BadInput(path + " has no " + name);
   };
+  // The same parameters, by name and shape, before anything is loaded.
+  auto shape_text = [](const torch::Tensor& t) {
+    std::string s = "[";
+    for (std::int64_t d = 0; d < t.dim(); ++d) s += (d ? ", " : "") + std::to_string(t.size(d));
+    return s + "]";
+  };
+  auto saved = read_model_tensors(find("model.pt"), path + "/model.pt");
+  for (const auto& item : task_->model().named_parameters(true)) {
+    auto it = std::find_if(saved.begin(), saved.end(), [&](const auto& kv) { return kv.first == item.key(); });
+    if (it == saved.end())
+      throw CheckpointMismatch(path + " does not fit this model: it has no parameter '" + item.key() +
+                               "' (the model's has shape " + shape_text(item.value()) + ")");
+    if (!it->second.sizes().equals(item.value().sizes()))
+      throw CheckpointMismatch(path + " does not fit this model: parameter '" + item.key() + "' has shape " +
+                               shape_text(it->second) + " in the checkpoint and " + shape_text(item.value()) +
+                               " in the model");
+  }
   read_archive(find("model.pt"), [&](auto& a) { task_->model().load(a); });
   read_archive(find("optimizer.pt"), [&](auto& a) { optimizer_->load(a); });
   read_archive(find("task.pt"), [&](auto& a) { task_->load(a); });
@@ -716,9 +736,11 @@ void Engine::resume_from_checkpoint() {
   }
   for (const auto& c : list) {
     try {
-      restore_checkpoint(checkpointer_->load(c.path));
+      restore_checkpoint(checkpointer_->load(c.path), c.path);
       logger_->info("resumed from {} (step {})", c.path, state_.step);
       return;
+    } catch (const CheckpointMismatch&) {
+      throw;  // older checkpoints of this run will not fit either
     } catch (const std::exception& e) {
       logger_->warn("checkpoint {} is not usable ({}); trying the one before", c.path, e.what());
     }

@@ -51,6 +51,12 @@ struct Interrupted : std::runtime_error {
   int signal;
 };
 
+// A checkpoint that belongs to another model (a parameter missing, extra, or of another
+// shape). Unlike a corrupt file, an older checkpoint of the same run will not fit either.
+struct CheckpointMismatch : BadInput {
+  using BadInput::BadInput;
+};
+
 // Makes SIGINT and SIGTERM stop a run cleanly at the next step boundary.
 void install_signal_handlers();
 
@@ -84,9 +90,11 @@ class Engine {
   const std::shared_ptr<spdlog::logger>& logger() const { return logger_; }
   const std::string& run_dir() const;
 
-  // Checkpoint content (every plugin's state and the engine's counters) and its inverse.
+  // Checkpoint content (every plugin's state, the engine's counters and the resolved
+  // manifest) and its inverse. restore_checkpoint() first checks that the checkpoint's
+  // parameters match the model's names and shapes (CheckpointMismatch otherwise).
   std::vector<CheckpointFile> checkpoint_files() const;
-  void restore_checkpoint(const std::vector<CheckpointFile>& files);
+  void restore_checkpoint(const std::vector<CheckpointFile>& files, const std::string& path = "checkpoint");
 
  private:
   struct Progress;

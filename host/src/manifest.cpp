@@ -1,6 +1,7 @@
 #include "manifest.hpp"
 
 #include "divergence_monitor.hpp"
+#include "message_text.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -14,32 +15,6 @@ namespace hpt::host {
 namespace fs = std::filesystem;
 
 namespace {
-
-std::string join(const std::vector<std::string>& items, const std::string& sep) {
-  std::string out;
-  for (std::size_t i = 0; i < items.size(); ++i) out += (i ? sep : "") + items[i];
-  return out;
-}
-
-std::string toml_type_name(const toml::node& node) {
-  switch (node.type()) {
-    case toml::node_type::table: return "a table";
-    case toml::node_type::array: return "an array";
-    case toml::node_type::string: return "a string";
-    case toml::node_type::integer: return "an integer";
-    case toml::node_type::floating_point: return "a float";
-    case toml::node_type::boolean: return "a bool";
-    default: return "a date/time";
-  }
-}
-
-std::string node_text(const toml::node& node) {
-  std::ostringstream os;
-  node.visit([&](auto&& v) { os << toml::toml_formatter(v); });
-  std::string s = os.str();
-  if (s.size() > 60) s = s.substr(0, 57) + "...";
-  return s;
-}
 
 std::string parse_error_text(const toml::parse_error& e, const std::string& source) {
   const auto& region = e.source();
@@ -205,12 +180,12 @@ class Validator {
   std::optional<OptionValue> convert(const toml::node& node, const OptionSpec& spec, const std::string& dotted) {
     auto wrong = [&]() {
       error(node, dotted,
-            "'" + dotted + "' must be " + expected(spec) + ", got " + toml_type_name(node) + " " + node_text(node));
+            "'" + dotted + "' must be " + expected(spec) + ", got " + toml_type_name(node) + " " + toml_value_text(node));
       return std::nullopt;
     };
     auto in_range = [&](double v) {
       if ((spec.min && v < *spec.min) || (spec.max && v > *spec.max) || std::isnan(v)) {
-        error(node, dotted, "'" + dotted + "' must be " + expected(spec) + ", got " + node_text(node));
+        error(node, dotted, "'" + dotted + "' must be " + expected(spec) + ", got " + toml_value_text(node));
         return false;
       }
       return true;

@@ -1,5 +1,7 @@
 #include "plugin_loader.hpp"
 
+#include "message_text.hpp"
+
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
@@ -16,12 +18,6 @@ namespace {
 
 const std::string kPrefix = "hpt_";
 const std::string kSuffix = ".so";
-
-std::string join(const std::vector<std::string>& items, const std::string& sep) {
-  std::string out;
-  for (std::size_t i = 0; i < items.size(); ++i) out += (i ? sep : "") + items[i];
-  return out;
-}
 
 // "hpt_optimizer_adamw.so" -> (optimizer, "adamw")
 bool parse_file_name(const std::string& file, PluginKind& kind, std::string& name) {
