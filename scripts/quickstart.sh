@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # The main job: installs what is missing, builds, then trains Fashion-MNIST (the FM-16
-# CNN, 3,000 steps, target 87%) twice, interleaved: plain full training and the hybrid
+# CNN, 3,000 steps, target 85%) twice, interleaved: plain full training and the hybrid
 # predictive trainer, and prints both side by side (bench/quickstart.toml).
 # Runs already complete are kept and reused; delete runs/bench/quickstart to start over.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
 scripts/build.sh
-build/bin/hpt bench bench/quickstart.toml "$@"
+"${HPT_BUILD_DIR:-build}"/bin/hpt bench bench/quickstart.toml "$@"
 echo
 sed -n '/^Median (min–max) over seeds./,/^Budget:/p' runs/bench/quickstart/report.md
 echo "Full report: runs/bench/quickstart/report.md and report.html"
