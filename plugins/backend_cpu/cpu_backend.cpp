@@ -1,5 +1,5 @@
 // Backend "cpu": LibTorch's CPU device, its intra-op thread pool, a deterministic mode,
-// and the fused multi-tensor operations of the engine (torch::_foreach_*).
+// and the multi-tensor operations of the engine (norms with torch::_foreach_norm).
 #include <thread>
 
 #include <spdlog/spdlog.h>
@@ -33,8 +33,10 @@ class CpuBackend : public hpt::Backend {
     check_sizes(params.size(), updates.size(), "add_scaled updates");
     check_sizes(params.size(), scales.size(), "add_scaled scales");
     torch::NoGradGuard no_grad;
-    std::vector<at::Scalar> s(scales.begin(), scales.end());
-    torch::_foreach_add_(params, torch::_foreach_mul(updates, s));
+    // One pass per tensor (p += s * u fused in add_), no temporaries: the predicted step
+    // is bound by memory traffic, and _foreach_mul followed by _foreach_add_ read and
+    // wrote every weight twice.
+    for (std::size_t i = 0; i < params.size(); ++i) params[i].add_(updates[i], scales[i]);
   }
 
   torch::Tensor norms(const std::vector<torch::Tensor>& tensors) override {
