@@ -142,24 +142,18 @@ class ResidualCorrection : public hpt::CorrectionStrategy {
   }
 
   void load(torch::serialize::InputArchive& archive) override {
-    factor_ = read(archive, "factor").toDouble();
-    trust_ = read(archive, "trust").toDouble();
-    agreement_ = read(archive, "agreement").toDouble();
-    loss_residual_ = read(archive, "loss_residual").toDouble();
-    cosine_ = read(archive, "cosine").toDouble();
-    norm_ratio_ = read(archive, "norm_ratio").toDouble();
-    phase_clean_ = read(archive, "phase_clean").toBool();
+    factor_ = hpt::read_value(archive, "factor", "correction residual").toDouble();
+    trust_ = hpt::read_value(archive, "trust", "correction residual").toDouble();
+    agreement_ = hpt::read_value(archive, "agreement", "correction residual").toDouble();
+    loss_residual_ = hpt::read_value(archive, "loss_residual", "correction residual").toDouble();
+    cosine_ = hpt::read_value(archive, "cosine", "correction residual").toDouble();
+    norm_ratio_ = hpt::read_value(archive, "norm_ratio", "correction residual").toDouble();
+    phase_clean_ = hpt::read_value(archive, "phase_clean", "correction residual").toBool();
   }
 
  private:
   void blend(double& average, double value) const {
     average = residual_decay_ * average + (1.0 - residual_decay_) * value;
-  }
-
-  static c10::IValue read(torch::serialize::InputArchive& archive, const std::string& key) {
-    c10::IValue v;
-    if (!archive.try_read(key, v)) throw hpt::BadInput("correction residual: the checkpoint has no '" + key + "'");
-    return v;
   }
 
   double rollback_tolerance_;

@@ -249,22 +249,22 @@ class LinearDynamics : public hpt::DynamicsModel {
   }
 
   void load(torch::serialize::InputArchive& archive) override {
-    observations_ = read_value(archive, "observations").toInt();
-    consistency_ = read_value(archive, "consistency").toDouble();
-    accuracy_ = read_value(archive, "accuracy").toDouble();
-    gain_ = vector_of(read_tensor(archive, "gain"));
+    observations_ = hpt::read_value(archive, "observations", "dynamics linear").toInt();
+    consistency_ = hpt::read_value(archive, "consistency", "dynamics linear").toDouble();
+    accuracy_ = hpt::read_value(archive, "accuracy", "dynamics linear").toDouble();
+    gain_ = vector_of(hpt::read_tensor(archive, "gain", "dynamics linear"));
     if (gain_.size() != layout_.groups.size())
       throw hpt::BadInput("dynamics linear: the checkpoint has " + std::to_string(gain_.size()) +
                           " parameter groups, the model " + std::to_string(layout_.groups.size()));
-    losses_ = to_deque(read_tensor(archive, "losses"));
+    losses_ = to_deque(hpt::read_tensor(archive, "losses", "dynamics linear"));
     for (std::size_t g = 0; g < log_norms_.size(); ++g)
-      log_norms_[g] = to_deque(read_tensor(archive, "log_norms_" + std::to_string(g)));
+      log_norms_[g] = to_deque(hpt::read_tensor(archive, "log_norms_" + std::to_string(g), "dynamics linear"));
     direction_.clear();
     previous_.clear();
     if (observations_ == 0) return;
     for (std::size_t p = 0; p < layout_.names.size(); ++p) {
-      direction_.push_back(read_tensor(archive, "direction_" + std::to_string(p)).to(device_));
-      previous_.push_back(read_tensor(archive, "previous_" + std::to_string(p)).to(device_));
+      direction_.push_back(hpt::read_tensor(archive, "direction_" + std::to_string(p), "dynamics linear").to(device_));
+      previous_.push_back(hpt::read_tensor(archive, "previous_" + std::to_string(p), "dynamics linear").to(device_));
     }
   }
 
@@ -272,18 +272,6 @@ class LinearDynamics : public hpt::DynamicsModel {
   void push(std::deque<double>& values, double v) const {
     values.push_back(v);
     while (values.size() > history_) values.pop_front();
-  }
-
-  static torch::Tensor read_tensor(torch::serialize::InputArchive& archive, const std::string& key) {
-    torch::Tensor t;
-    if (!archive.try_read(key, t)) throw hpt::BadInput("dynamics linear: the checkpoint has no '" + key + "'");
-    return t;
-  }
-
-  static c10::IValue read_value(torch::serialize::InputArchive& archive, const std::string& key) {
-    c10::IValue v;
-    if (!archive.try_read(key, v)) throw hpt::BadInput("dynamics linear: the checkpoint has no '" + key + "'");
-    return v;
   }
 
   static std::vector<double> vector_of(const torch::Tensor& t) {

@@ -9,20 +9,17 @@
 #include <torch/serialize/archive.h>
 #include <torch/types.h>
 
+#include "hpt/archive.hpp"
 #include "hpt/error.hpp"
 
 namespace hpt::rssm {
 
 inline torch::Tensor read_tensor(torch::serialize::InputArchive& archive, const std::string& key) {
-  torch::Tensor t;
-  if (!archive.try_read(key, t)) throw BadInput("dynamics rssm: the checkpoint has no '" + key + "'");
-  return t;
+  return hpt::read_tensor(archive, key, "dynamics rssm");
 }
 
 inline c10::IValue read_value(torch::serialize::InputArchive& archive, const std::string& key) {
-  c10::IValue v;
-  if (!archive.try_read(key, v)) throw BadInput("dynamics rssm: the checkpoint has no '" + key + "'");
-  return v;
+  return hpt::read_value(archive, key, "dynamics rssm");
 }
 
 inline torch::Tensor tensor_of(const std::vector<double>& values) {

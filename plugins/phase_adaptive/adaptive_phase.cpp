@@ -77,16 +77,10 @@ class AdaptivePhase : public hpt::PhaseController {
   }
 
   void load(torch::serialize::InputArchive& archive) override {
-    horizon_ = read(archive, "horizon").toDouble();
+    horizon_ = hpt::read_value(archive, "horizon", "phase adaptive").toDouble();
   }
 
  private:
-  static c10::IValue read(torch::serialize::InputArchive& archive, const std::string& key) {
-    c10::IValue v;
-    if (!archive.try_read(key, v)) throw hpt::BadInput("phase adaptive: the checkpoint has no '" + key + "'");
-    return v;
-  }
-
   std::int64_t warmup_steps_;
   std::int64_t min_real_steps_;
   double confidence_threshold_;

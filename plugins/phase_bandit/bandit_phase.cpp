@@ -95,19 +95,19 @@ class BanditPhase : public hpt::PhaseController {
 
   void load(torch::serialize::InputArchive& archive) override {
     bandit_.load(archive, "linucb/");
-    attempted_ = value(archive, "attempted").toBool();
-    last_attempt_ = value(archive, "last_attempt").toInt();
-    awaiting_outcome_ = value(archive, "awaiting_outcome").toBool();
-    pending_arm_ = static_cast<std::size_t>(value(archive, "pending_arm").toInt());
+    attempted_ = hpt::read_value(archive, "attempted", "phase bandit").toBool();
+    last_attempt_ = hpt::read_value(archive, "last_attempt", "phase bandit").toInt();
+    awaiting_outcome_ = hpt::read_value(archive, "awaiting_outcome", "phase bandit").toBool();
+    pending_arm_ = static_cast<std::size_t>(hpt::read_value(archive, "pending_arm", "phase bandit").toInt());
     torch::Tensor context;
     if (!archive.try_read("pending_context", context) || context.numel() != static_cast<std::int64_t>(kContextSize) ||
         pending_arm_ >= horizons_.size())
       throw hpt::BadInput("phase bandit: the checkpoint's pending phase does not fit these horizons");
     context = context.to(torch::kFloat64).contiguous();
     pending_context_.assign(context.data_ptr<double>(), context.data_ptr<double>() + kContextSize);
-    seconds_ = value(archive, "seconds").toDouble();
-    real_steps_ = value(archive, "real_steps").toInt();
-    phase_seconds_ = value(archive, "phase_seconds").toDouble();
+    seconds_ = hpt::read_value(archive, "seconds", "phase bandit").toDouble();
+    real_steps_ = hpt::read_value(archive, "real_steps", "phase bandit").toInt();
+    phase_seconds_ = hpt::read_value(archive, "phase_seconds", "phase bandit").toDouble();
   }
 
  private:
@@ -121,12 +121,6 @@ class BanditPhase : public hpt::PhaseController {
     const double progress = s.max_steps > 0 ? static_cast<double>(s.step) / static_cast<double>(s.max_steps) : 0.0;
     return {1.0, std::clamp(s.confidence, 0.0, 1.0), std::isfinite(trend) ? std::clamp(trend, -1.0, 1.0) : 0.0,
             std::clamp(progress, 0.0, 1.0), static_cast<double>(std::min<std::int64_t>(s.steps_since_phase, 64)) / 64.0};
-  }
-
-  static c10::IValue value(torch::serialize::InputArchive& archive, const std::string& key) {
-    c10::IValue v;
-    if (!archive.try_read(key, v)) throw hpt::BadInput("phase bandit: the checkpoint has no '" + key + "'");
-    return v;
   }
 
   std::vector<std::int64_t> horizons_;

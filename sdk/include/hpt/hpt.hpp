@@ -1,6 +1,7 @@
 // Everything a plugin needs: include this one header.
 #pragma once
 
+#include "hpt/archive.hpp"
 #include "hpt/backend.hpp"
 #include "hpt/checkpointer.hpp"
 #include "hpt/correction.hpp"
