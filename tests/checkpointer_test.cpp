@@ -189,6 +189,41 @@ TEST_F(CheckpointerTest, FlippedBitIsNamed) {
                    {"checkpoint " + info.path + ": model.pt fails its SHA-256 check (corrupt)"});
 }
 
+// Files of several read chunks go through the pipelined read (one thread reads, the
+// other hashes): the bytes come back whole, and damage anywhere is still caught.
+std::vector<hpt::CheckpointFile> big_files() {
+  std::string big(std::size_t{21} << 20, '\0');
+  std::uint32_t x = 12345;
+  for (auto& c : big) c = static_cast<char>((x = x * 1664525u + 1013904223u) >> 24);
+  return {{"model.pt", big}, {"engine.pt", "step"}};
+}
+
+TEST_F(CheckpointerTest, BigFileRoundTripsThroughThePipelinedRead) {
+  auto files = big_files();
+  auto info = make()->save(1, files, {});
+  auto loaded = make()->load(info.path);
+  ASSERT_EQ(loaded.size(), 2u);
+  EXPECT_TRUE(loaded[0].bytes == files[0].bytes);
+}
+
+TEST_F(CheckpointerTest, BigFileTruncatedOrFlippedIsNamed) {
+  auto files = big_files();
+  const std::size_t size = files[0].bytes.size();
+  auto info = make()->save(1, files, {});
+  std::string model = info.path + "/model.pt";
+  for (std::size_t at : {std::size_t{0}, size / 2 + 3, size - 1}) {  // first chunk, a middle one, the last byte
+    std::string bytes = files[0].bytes;
+    bytes[at] = static_cast<char>(bytes[at] ^ 0x10);
+    overwrite(model, bytes);
+    expect_bad_input([&] { make()->load(info.path); },
+                     {"checkpoint " + info.path + ": model.pt fails its SHA-256 check (corrupt)"});
+  }
+  overwrite(model, files[0].bytes.substr(0, size - 4096 * 3));  // half-written: cut inside a chunk
+  expect_bad_input([&] { make()->load(info.path); },
+                   {"checkpoint " + info.path + ": model.pt is truncated (" + std::to_string(size - 4096 * 3) +
+                    " of " + std::to_string(size) + " bytes)"});
+}
+
 TEST_F(CheckpointerTest, MissingFileIsNamed) {
   auto info = make()->save(1, small_files(1), {});
   fs::remove(info.path + "/engine.pt");

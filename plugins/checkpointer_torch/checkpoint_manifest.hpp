@@ -58,8 +58,10 @@ struct VerifiedCheckpoint {
   std::vector<CheckpointFile> files;  // in manifest order
 };
 
-// Reads every file the manifest lists and checks its size and SHA-256. Throws
-// hpt::BadInput naming the checkpoint and the file that is missing, truncated or corrupt.
+// Reads every file the manifest lists and checks its size and SHA-256, hashing each
+// file in the same pass that reads it (big files: read on a second thread while this
+// one hashes). Throws hpt::BadInput naming the checkpoint and the file that is missing,
+// truncated or corrupt.
 VerifiedCheckpoint read_checkpoint(const std::string& checkpoint_dir);
 
 }  // namespace hpt::checkpoint
