@@ -1,5 +1,6 @@
 // Checkpoints and resume through the real hpt binary: N steps + stop + resume + N steps
-// equals 2N uninterrupted steps bit for bit; SIGTERM writes a final checkpoint; and a run
+// equals 2N uninterrupted steps bit for bit (with foreground and with background saves);
+// SIGTERM writes a final checkpoint; a failed background save fails the run; and a run
 // killed with SIGKILL at random moments, again and again, still ends with the weights of
 // an uninterrupted run.
 #include <signal.h>
@@ -7,10 +8,16 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <future>
 #include <random>
 #include <thread>
 
+#include <boost/json.hpp>
+
+#include <torch/script.h>
+
 #include "checkpoint_tools.hpp"
+#include "engine.hpp"
 #include "test_support.hpp"
 
 using hpt::test::read_file;
@@ -71,6 +78,12 @@ void expect_bit_identical(const std::string& a, const std::string& b) {
     EXPECT_EQ(wa[i].first, wb[i].first);
     EXPECT_TRUE(torch::equal(wa[i].second, wb[i].second)) << wa[i].first << " differs";
   }
+}
+
+const std::string& bytes_named(const std::vector<hpt::CheckpointFile>& files, const std::string& name) {
+  for (const auto& f : files)
+    if (f.name == name) return f.bytes;
+  throw std::runtime_error("no " + name);
 }
 
 TEST(Resume, StopAndResumeEqualsUninterruptedFullTraining) {
@@ -153,6 +166,144 @@ TEST(Resume, SigtermFinishesTheStepAndWritesAFinalCheckpoint) {
   EXPECT_THAT(summary, HasSubstr("\"status\":\"interrupted\""));
   ASSERT_TRUE(fs::exists(dir.path() + "/r/checkpoints/latest/manifest.json")) << read_file(dir.path() + "/log");
   EXPECT_THAT(read_file(dir.path() + "/log"), HasSubstr("hpt resume"));
+}
+
+// ---------------------------------------------------------------------------------
+// Background saves ([checkpointer] background = true)
+
+const char* kBackground = "checkpointer.background=true";
+
+// Every attribute of a LibTorch archive, nested archives included ("state.0.exp_avg"):
+// tensors compared by dtype, shape and value, other values by their printed form.
+void expect_same_archive_content(const std::string& a, const std::string& b, const std::string& what) {
+  std::istringstream in_a(a), in_b(b);
+  torch::jit::Module module_a = torch::jit::load(in_a), module_b = torch::jit::load(in_b);
+  std::vector<torch::jit::NameValue> attrs_a, attrs_b;
+  for (const auto& nv : module_a.named_attributes(true)) attrs_a.push_back(nv);
+  for (const auto& nv : module_b.named_attributes(true)) attrs_b.push_back(nv);
+  ASSERT_EQ(attrs_a.size(), attrs_b.size()) << what;
+  for (std::size_t i = 0; i < attrs_a.size(); ++i) {
+    const auto& [name, va] = attrs_a[i];
+    const auto& vb = attrs_b[i].value;
+    ASSERT_EQ(name, attrs_b[i].name) << what;
+    std::vector<torch::Tensor> ta, tb;
+    if (va.isTensor() && vb.isTensor()) ta = {va.toTensor()}, tb = {vb.toTensor()};
+    else if (va.isTensorList() && vb.isTensorList()) ta = va.toTensorVector(), tb = vb.toTensorVector();
+    if (va.isObject()) continue;  // a nested archive: its attributes follow
+    if (ta.empty() && tb.empty()) {
+      std::ostringstream pa, pb;
+      pa << va;
+      pb << vb;
+      EXPECT_EQ(pa.str(), pb.str()) << what << ": " << name;
+      continue;
+    }
+    ASSERT_EQ(ta.size(), tb.size()) << what << ": " << name;
+    for (std::size_t k = 0; k < ta.size(); ++k) {
+      EXPECT_EQ(ta[k].dtype(), tb[k].dtype()) << what << ": " << name;
+      EXPECT_TRUE(ta[k].defined() == tb[k].defined() && (!ta[k].defined() || torch::equal(ta[k], tb[k])))
+          << what << ": " << name << " differs";
+    }
+  }
+}
+
+std::unique_ptr<hpt::host::Engine> make_engine(hpt::host::PluginLoader& loader, const std::string& runs_dir,
+                                               const std::vector<std::string>& overrides) {
+  hpt::host::Manifest m = hpt::host::Manifest::parse(full_manifest(runs_dir), "test.toml", overrides);
+  hpt::host::EngineOptions options;
+  options.progress = 0;
+  return std::make_unique<hpt::host::Engine>(hpt::host::resolve(m, loader), loader, options);
+}
+
+TEST(BackgroundCheckpoint, SnapshotHoldsExactlyWhatAForegroundSaveOfItsStepHolds) {
+  TempDir dir;
+  hpt::host::PluginLoader loader(hpt::host::PluginLoader::default_dirs({}));
+  std::vector<std::string> overrides = kHybrid;
+  overrides.push_back(kBackground);
+  auto engine = make_engine(loader, dir.path(), overrides);
+  for (int i = 0; i < 12; ++i) engine->real_step(hpt::StepKind::Full);
+
+  std::vector<hpt::CheckpointFile> foreground = engine->checkpoint_files();
+  hpt::host::Engine::CheckpointSnapshot snapshot = engine->checkpoint_snapshot();
+  // Training changes the live weights, the optimizer's moments and every plugin's state...
+  for (int i = 0; i < 3; ++i) engine->real_step(hpt::StepKind::Full);
+  std::vector<hpt::CheckpointFile> later = engine->checkpoint_files();
+  ASSERT_NE(bytes_named(later, "model.pt"), bytes_named(foreground, "model.pt"));
+  ASSERT_NE(bytes_named(later, "optimizer.pt"), bytes_named(foreground, "optimizer.pt"));
+
+  // ...and the snapshot, serialised afterwards on another thread, still holds step 12:
+  // the same tensors, bit for bit, and the same values. (Not the same bytes: LibTorch
+  // stamps every archive it writes with a fresh serialization id.)
+  std::vector<hpt::CheckpointFile> background =
+      std::async(std::launch::async, [&] { return snapshot.files(); }).get();
+  ASSERT_EQ(background.size(), foreground.size());
+  for (std::size_t i = 0; i < foreground.size(); ++i) {
+    EXPECT_EQ(background[i].name, foreground[i].name);
+    if (foreground[i].name.size() > 3 && foreground[i].name.substr(foreground[i].name.size() - 3) == ".pt")
+      expect_same_archive_content(background[i].bytes, foreground[i].bytes, foreground[i].name);
+    else
+      EXPECT_EQ(background[i].bytes, foreground[i].bytes) << foreground[i].name;
+  }
+}
+
+TEST(BackgroundCheckpoint, StopAndResumeEqualsUninterruptedTraining) {
+  TempDir dir;
+  std::string manifest = dir.write("m.toml", full_manifest(dir.path() + "/a"));
+  auto args = [&](std::vector<std::string> a) {
+    a.insert(a.end(), kHybrid.begin(), kHybrid.end());
+    a.push_back("--no-progress");
+    return a;
+  };
+  // a: foreground saves, 60 steps at once; b: background saves, 30 steps, then 30 more.
+  ASSERT_EQ(run_to_end(args({"run", manifest}), dir.path() + "/a.log"), 0) << read_file(dir.path() + "/a.log");
+  std::string b_runs = "run.runs_dir=\"" + dir.path() + "/b\"";
+  ASSERT_EQ(run_to_end(args({"run", manifest, b_runs, "run.max_steps=30", kBackground}), dir.path() + "/b.log"), 0)
+      << read_file(dir.path() + "/b.log");
+  ASSERT_EQ(run_to_end({"resume", dir.path() + "/b/r", "run.max_steps=60", kBackground, "--no-progress"},
+                       dir.path() + "/b.log"),
+            0)
+      << read_file(dir.path() + "/b.log");
+  EXPECT_THAT(read_file(dir.path() + "/b.log"), HasSubstr("step_000030 (step 30)"));
+  expect_bit_identical(dir.path() + "/a/r", dir.path() + "/b/r");
+
+  // Every checkpoint is in metrics.jsonl with the training thread's stall, and the sum in summary.json.
+  std::string metrics = read_file(dir.path() + "/b/r/metrics.jsonl");
+  EXPECT_THAT(metrics, HasSubstr("\"type\":\"checkpoint\",\"step\":5,"));
+  EXPECT_THAT(metrics, HasSubstr("\"background\":true"));
+  EXPECT_THAT(read_file(dir.path() + "/b/r/summary.json"), HasSubstr("\"checkpoint_stall_seconds\":"));
+}
+
+TEST(BackgroundCheckpoint, AFailedSaveFailsTheRunNamingTheCheckpoint) {
+  TempDir dir;
+  std::string manifest = dir.write("m.toml", full_manifest(dir.path()));
+  dir.write("blocker", "a file where the checkpoint directory should go");
+  std::string log = dir.path() + "/log";
+  int code = run_to_end({"run", manifest, kBackground, "checkpointer.directory=\"../blocker/checkpoints\"",
+                         "--no-progress"},
+                        log);
+  EXPECT_EQ(code, 1) << read_file(log);
+  EXPECT_THAT(read_file(log), HasSubstr("the checkpoint of step 5 (saved in the background) failed: cannot create "
+                                        "checkpoint directory"));
+  EXPECT_THAT(read_file(log), HasSubstr("blocker/checkpoints"));
+}
+
+TEST(BackgroundCheckpoint, SigtermWaitsForTheSaveInFlightAndWritesAFinalCheckpoint) {
+  TempDir dir;
+  std::string manifest = dir.write("m.toml", full_manifest(dir.path()));
+  pid_t pid = spawn({"run", manifest, "run.max_steps=10000000", "checkpointer.every_steps=2", kBackground,
+                     "--no-progress"},
+                    dir.path() + "/log");
+  std::string metrics = dir.path() + "/r/metrics.jsonl";
+  for (int i = 0; i < 600 && read_file(metrics).size() < 4000; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  kill(pid, SIGTERM);
+  EXPECT_EQ(wait_exit(pid), 143) << read_file(dir.path() + "/log");
+  std::string summary = read_file(dir.path() + "/r/summary.json");
+  EXPECT_THAT(summary, HasSubstr("\"status\":\"interrupted\""));
+  // `latest` is the checkpoint of the step the run stopped at, complete and valid.
+  auto manifest_json = boost::json::parse(read_file(dir.path() + "/r/checkpoints/latest/manifest.json")).as_object();
+  auto summary_json = boost::json::parse(summary).as_object();
+  EXPECT_EQ(manifest_json.at("step").as_int64(), summary_json.at("steps").as_int64());
+  EXPECT_NO_THROW(final_weights(dir.path() + "/r"));
 }
 
 TEST(Resume, SurvivesTwentySigkillsAtRandomMoments) {

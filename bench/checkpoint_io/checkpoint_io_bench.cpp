@@ -4,7 +4,12 @@
 //            fsync, rename, retention — what the plugin adds to the engine's work;
 //   load     checkpointer->load(path) with the files dropped from the page cache first
 //            (posix_fadvise DONTNEED), so the bytes come from the disk: read + SHA-256;
-//   and the same end to end, with model -> archive bytes and back.
+//   and the same end to end, with model -> archive bytes and back;
+//   stall    how long the calling (training) thread is held by one save of the model:
+//            in the foreground the whole save end to end; in the background only the
+//            snapshot (the archive frozen, every tensor cloned), as the engine takes it
+//            with [checkpointer] background = true, while serialisation and the
+//            plugin's save run on another thread (background_total: until it is done).
 // MB = 10^6 bytes, as dd counts. Prints one "name value" line per figure: the median
 // of --repeats runs, and the fastest run ("best_"), which on a shared machine is the
 // closest to what the disk and the code can do.
@@ -15,9 +20,11 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <future>
 #include <iostream>
 #include <sstream>
 
+#include "checkpoint_snapshot.hpp"
 #include "plugin_loader.hpp"
 
 namespace {
@@ -94,7 +101,7 @@ int main(int argc, char** argv) {
   auto checkpointer = loader.create<hpt::Checkpointer>(*info, context, options);
 
   torch::nn::Sequential model = make_model(megabytes);
-  std::vector<double> save_s, load_s, serialise_s, deserialise_s;
+  std::vector<double> save_s, load_s, serialise_s, deserialise_s, stall_background_s, background_total_s;
   double total_mb = 0;
   for (int r = 0; r < repeats; ++r) {
     auto t0 = Clock::now();
@@ -117,6 +124,19 @@ int main(int argc, char** argv) {
     archive.load_from(loaded[0].bytes.data(), loaded[0].bytes.size());
     model->load(archive);
     deserialise_s.push_back(seconds_since(t0));
+
+    // The same save in the background: the caller is held only for the snapshot.
+    t0 = Clock::now();
+    torch::serialize::OutputArchive archive_out;
+    model->save(archive_out);
+    torch::jit::Module frozen = hpt::host::frozen_copy(archive_out);
+    stall_background_s.push_back(seconds_since(t0));
+    auto background = std::async(std::launch::async, [&, frozen, step = repeats + r + 1] {
+      std::vector<hpt::CheckpointFile> files{{"model.pt", hpt::host::frozen_bytes(frozen)}, {"engine.pt", "step"}};
+      checkpointer->save(step, files, {});
+    });
+    background.get();
+    background_total_s.push_back(seconds_since(t0));
   }
   fs::remove_all(dir);
 
@@ -133,5 +153,11 @@ int main(int argc, char** argv) {
   print("load_cold", load_s);
   print("save_end_to_end", save_all);
   print("load_end_to_end", load_all);
+  auto print_seconds = [&](const char* name, const std::vector<double>& seconds) {
+    std::printf("%s_s %.3f\nbest_%s_s %.3f\n", name, median(seconds), name, fastest(seconds));
+  };
+  print_seconds("stall_foreground", save_all);
+  print_seconds("stall_background", stall_background_s);
+  print_seconds("background_total", background_total_s);
   return 0;
 }

@@ -3,7 +3,8 @@
 # sequential write rate with fsync, both measured in the same directory.
 #   bench/checkpoint_io/run.sh [BUILD_DIR] [DIR] [MB]
 # BUILD_DIR defaults to build, DIR to $TMPDIR/hpt-checkpoint-io, MB (model size) to 128.
-# Each figure is given as the median and the fastest of 5 runs (MB = 10^6 bytes).
+# Each figure is given as the median and the fastest of 5 runs (MB = 10^6 bytes), and
+# the training thread's stall for a foreground and a background save of the same model.
 set -euo pipefail
 
 build=${1:-build}
@@ -43,3 +44,9 @@ row "save, plugin (MB/s)" save_MBps
 row "load from disk, plugin (MB/s)" load_cold_MBps
 row "save, model -> disk (MB/s)" save_end_to_end_MBps
 row "load, disk -> model (MB/s)" load_end_to_end_MBps
+echo
+printf '%-34s %9s %9s\n' "training thread held by a save (s)" "median" "fastest"
+seconds_row() { printf '%-34s %9s %9s\n' "$1" "$(value "$2_s")" "$(value "best_$2_s")"; }
+seconds_row "foreground save" stall_foreground
+seconds_row "background save (snapshot only)" stall_background
+seconds_row "background save, until written" background_total

@@ -1,5 +1,6 @@
 #include "engine.hpp"
 
+#include "checkpoint_snapshot.hpp"
 #include "checkpoint_tools.hpp"
 
 #include <unistd.h>
@@ -9,6 +10,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <future>
 #include <sstream>
 
 #include <ATen/CPUGeneratorImpl.h>
@@ -24,12 +26,16 @@ double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
-std::string archive_bytes(const std::function<void(torch::serialize::OutputArchive&)>& write) {
-  torch::serialize::OutputArchive archive;
-  write(archive);
+std::string archive_bytes(torch::serialize::OutputArchive& archive) {
   std::ostringstream os;
   archive.save_to(os);
   return os.str();
+}
+
+std::string archive_bytes(const std::function<void(torch::serialize::OutputArchive&)>& write) {
+  torch::serialize::OutputArchive archive;
+  write(archive);
+  return archive_bytes(archive);
 }
 
 void read_archive(const std::string& bytes, const std::function<void(torch::serialize::InputArchive&)>& read) {
@@ -110,6 +116,7 @@ boost::json::object RunSummary::to_json() const {
   o["train_seconds"] = train_seconds;
   o["eval_seconds"] = eval_seconds;
   o["checkpoint_seconds"] = checkpoint_seconds;
+  o["checkpoint_stall_seconds"] = checkpoint_stall_seconds;
   o["evaluations"] = evaluations;
   auto opt = [](const auto& v) -> boost::json::value {
     if (v) return boost::json::value(*v);
@@ -185,8 +192,13 @@ Engine::Engine(ResolvedManifest manifest, PluginLoader& loader, EngineOptions op
   dynamics_ = make(PluginKind::DynamicsModel, static_cast<DynamicsModel*>(nullptr));
   correction_ = make(PluginKind::CorrectionStrategy, static_cast<CorrectionStrategy*>(nullptr));
   phase_ = make(PluginKind::PhaseController, static_cast<PhaseController*>(nullptr));
-  if (manifest_.has(PluginKind::Checkpointer))
+  if (manifest_.has(PluginKind::Checkpointer)) {
     checkpointer_ = make(PluginKind::Checkpointer, static_cast<Checkpointer*>(nullptr));
+    // A checkpointer that declares `background` lets the engine call save() on another
+    // thread (the contract is in hpt/checkpointer.hpp).
+    const Options& o = manifest_.at(PluginKind::Checkpointer).options;
+    background_checkpoints_ = o.has("background") && o.get_bool("background");
+  }
 
   // Metrics named in run.target / run.early_stop must exist.
   auto names = task_->metric_names();
@@ -252,7 +264,7 @@ void Engine::handle_diagnosis(const Diagnosis& d) {
                 d.reason, optimizer_->learning_rate() * s.lr_cut);
 }
 
-Engine::~Engine() = default;
+// Engine::~Engine() is with the checkpoint code below: it waits for a background save.
 
 const std::string& Engine::run_dir() const { return summary_.run_dir; }
 
@@ -546,18 +558,16 @@ RunSummary Engine::run() {
         real_step(kind);
         check_signal();
         maybe_evaluate(false);
-        if (checkpointer_ && checkpointer_->due(state_.step, summary_.train_seconds - last_checkpoint_seconds_))
-          save_checkpoint();
+        maybe_save_checkpoint();
         progress_->update(state_, *logger_, false);
       }
     }
-    if (checkpointer_ && checkpointer_->due(state_.step, summary_.train_seconds - last_checkpoint_seconds_))
-      save_checkpoint();
+    maybe_save_checkpoint();
     progress_->update(state_, *logger_, false);
   }
   maybe_evaluate(true);
   progress_->update(state_, *logger_, true);
-  if (checkpointer_ && last_checkpoint_step_ != state_.step) save_checkpoint();
+  finish_checkpoints();
   summary_.steps = state_.step;
   write_summary();
   return summary_;
@@ -569,7 +579,7 @@ void Engine::check_signal() {
   progress_->update(state_, *logger_, true);
   logger_->warn("{} received at step {}: writing a final checkpoint and stopping",
                 signal == SIGINT ? "SIGINT" : "SIGTERM", state_.step);
-  if (checkpointer_ && last_checkpoint_step_ != state_.step) save_checkpoint();
+  finish_checkpoints();
   summary_.status = "interrupted";
   summary_.steps = state_.step;
   write_summary();
@@ -596,44 +606,72 @@ void Engine::write_summary() {
 // ---------------------------------------------------------------------------------
 // Checkpoints
 
+void Engine::write_checkpoint_archives(
+    const std::function<void(const char* name, torch::serialize::OutputArchive& archive)>& take) const {
+  auto one = [&](const char* name, const std::function<void(torch::serialize::OutputArchive&)>& save) {
+    torch::serialize::OutputArchive archive;
+    save(archive);
+    take(name, archive);
+  };
+  one("model.pt", [&](auto& a) { task_->model().save(a); });
+  one("optimizer.pt", [&](auto& a) { optimizer_->save(a); });
+  one("task.pt", [&](auto& a) { task_->save(a); });
+  one("dynamics.pt", [&](auto& a) { dynamics_->save(a); });
+  one("correction.pt", [&](auto& a) { correction_->save(a); });
+  one("phase.pt", [&](auto& a) { phase_->save(a); });
+  one("backend.pt", [&](auto& a) { backend_->save(a); });
+  one("engine.pt", [&](torch::serialize::OutputArchive& a) {
+    auto i64 = [&](const char* k, std::int64_t v) { a.write(k, torch::tensor(v, torch::kInt64)); };
+    auto f64 = [&](const char* k, double v) { a.write(k, torch::tensor(v, torch::kFloat64)); };
+    i64("step", state_.step);
+    i64("real_steps", state_.real_steps);
+    i64("predicted_steps", state_.predicted_steps);
+    i64("steps_since_phase", state_.steps_since_phase);
+    i64("rollbacks", state_.rollbacks);
+    f64("last_loss", state_.last_loss);
+    f64("loss_ema", state_.loss_ema);
+    f64("confidence", state_.confidence);
+    i64("s_real_steps", summary_.real_steps);
+    i64("s_predicted_steps", summary_.predicted_steps);
+    i64("s_predicted_discarded", summary_.predicted_discarded);
+    i64("s_probes", summary_.probes);
+    i64("s_rollbacks", summary_.rollbacks);
+    i64("s_divergence_rollbacks", summary_.divergence_rollbacks);
+    i64("critical_rollbacks", critical_rollbacks_);
+    i64("s_forward", summary_.forward_passes);
+    i64("s_backward", summary_.backward_passes);
+    i64("s_evaluations", summary_.evaluations);
+    f64("s_train_seconds", summary_.train_seconds);
+    f64("s_eval_seconds", summary_.eval_seconds);
+    i64("last_eval_step", last_eval_step_);
+    i64("evals_without_improvement", evals_without_improvement_);
+    if (best_metric_) f64("best_metric", *best_metric_);
+    a.write("rng", cpu_rng_state());
+  });
+}
+
 std::vector<CheckpointFile> Engine::checkpoint_files() const {
   std::vector<CheckpointFile> files;
-  files.push_back({"model.pt", archive_bytes([&](auto& a) { task_->model().save(a); })});
-  files.push_back({"optimizer.pt", archive_bytes([&](auto& a) { optimizer_->save(a); })});
-  files.push_back({"task.pt", archive_bytes([&](auto& a) { task_->save(a); })});
-  files.push_back({"dynamics.pt", archive_bytes([&](auto& a) { dynamics_->save(a); })});
-  files.push_back({"correction.pt", archive_bytes([&](auto& a) { correction_->save(a); })});
-  files.push_back({"phase.pt", archive_bytes([&](auto& a) { phase_->save(a); })});
-  files.push_back({"backend.pt", archive_bytes([&](auto& a) { backend_->save(a); })});
-  files.push_back({"engine.pt", archive_bytes([&](torch::serialize::OutputArchive& a) {
-                     auto i64 = [&](const char* k, std::int64_t v) { a.write(k, torch::tensor(v, torch::kInt64)); };
-                     auto f64 = [&](const char* k, double v) { a.write(k, torch::tensor(v, torch::kFloat64)); };
-                     i64("step", state_.step);
-                     i64("real_steps", state_.real_steps);
-                     i64("predicted_steps", state_.predicted_steps);
-                     i64("steps_since_phase", state_.steps_since_phase);
-                     i64("rollbacks", state_.rollbacks);
-                     f64("last_loss", state_.last_loss);
-                     f64("loss_ema", state_.loss_ema);
-                     f64("confidence", state_.confidence);
-                     i64("s_real_steps", summary_.real_steps);
-                     i64("s_predicted_steps", summary_.predicted_steps);
-                     i64("s_predicted_discarded", summary_.predicted_discarded);
-                     i64("s_probes", summary_.probes);
-                     i64("s_rollbacks", summary_.rollbacks);
-                     i64("s_divergence_rollbacks", summary_.divergence_rollbacks);
-                     i64("critical_rollbacks", critical_rollbacks_);
-                     i64("s_forward", summary_.forward_passes);
-                     i64("s_backward", summary_.backward_passes);
-                     i64("s_evaluations", summary_.evaluations);
-                     f64("s_train_seconds", summary_.train_seconds);
-                     f64("s_eval_seconds", summary_.eval_seconds);
-                     i64("last_eval_step", last_eval_step_);
-                     i64("evals_without_improvement", evals_without_improvement_);
-                     if (best_metric_) f64("best_metric", *best_metric_);
-                     a.write("rng", cpu_rng_state());
-                   })});
+  write_checkpoint_archives([&](const char* name, torch::serialize::OutputArchive& archive) {
+    files.push_back({name, archive_bytes(archive)});
+  });
   files.push_back({"config.resolved.toml", manifest_.to_toml()});
+  return files;
+}
+
+Engine::CheckpointSnapshot Engine::checkpoint_snapshot() const {
+  CheckpointSnapshot snapshot;
+  write_checkpoint_archives([&](const char* name, torch::serialize::OutputArchive& archive) {
+    snapshot.archives_.emplace_back(name, frozen_copy(archive));
+  });
+  snapshot.plain_.push_back({"config.resolved.toml", manifest_.to_toml()});
+  return snapshot;
+}
+
+std::vector<CheckpointFile> Engine::CheckpointSnapshot::files() const {
+  std::vector<CheckpointFile> files;
+  for (const auto& [name, frozen] : archives_) files.push_back({name, frozen_bytes(frozen)});
+  files.insert(files.end(), plain_.begin(), plain_.end());
   return files;
 }
 
@@ -711,7 +749,42 @@ void Engine::restore_checkpoint(const std::vector<CheckpointFile>& files, const 
   last_checkpoint_seconds_ = summary_.train_seconds;
 }
 
-void Engine::save_checkpoint() {
+// A background save in flight: started on the training thread from a snapshot, finished
+// (serialised, hashed, written, fsynced, renamed, retention applied) on another thread.
+struct Engine::PendingCheckpoint {
+  struct Result {
+    CheckpointInfo info;
+    double seconds = 0.0;  // the background thread's work
+  };
+  std::int64_t step = 0;
+  double snapshot_seconds = 0.0;  // what the training thread spent taking the snapshot
+  std::future<Result> result;
+};
+
+Engine::~Engine() {
+  // A background save still running (training failed meanwhile) finishes before the
+  // checkpointer goes away; its own failure is only logged, the run has failed already.
+  if (!pending_checkpoint_) return;
+  try {
+    pending_checkpoint_->result.get();
+  } catch (const std::exception& e) {
+    logger_->error("the checkpoint of step {} (saved in the background) failed: {}", pending_checkpoint_->step, e.what());
+  }
+}
+
+void Engine::maybe_save_checkpoint() {
+  if (!checkpointer_) return;
+  // A background save that has finished is collected now, so that its error (if any)
+  // stops the run at once and its figures reach metrics.jsonl.
+  if (pending_checkpoint_ && pending_checkpoint_->result.wait_for(std::chrono::seconds(0)) == std::future_status::ready)
+    wait_for_checkpoint();
+  if (last_checkpoint_step_ != state_.step &&
+      checkpointer_->due(state_.step, summary_.train_seconds - last_checkpoint_seconds_))
+    save_checkpoint();
+}
+
+void Engine::save_checkpoint(bool final) {
+  wait_for_checkpoint();  // at most one save in flight, and in step order
   auto t0 = Clock::now();
   for (std::size_t p = 0; p < params_.size(); ++p)
     if (!torch::isfinite(params_[p]).all().item<bool>()) {
@@ -719,11 +792,72 @@ void Engine::save_checkpoint() {
       return;
     }
   Metrics metrics = summary_.final_metrics;
-  CheckpointInfo info = checkpointer_->save(state_.step, checkpoint_files(), metrics);
   last_checkpoint_step_ = state_.step;
   last_checkpoint_seconds_ = summary_.train_seconds;
-  summary_.checkpoint_seconds += seconds_since(t0);
-  logger_->debug("checkpoint step {} -> {}", state_.step, info.path);
+  // The last save of a run gains nothing from a thread: the run waits for it anyway.
+  if (!background_checkpoints_ || final) {
+    CheckpointInfo info = checkpointer_->save(state_.step, checkpoint_files(), metrics);
+    double seconds = seconds_since(t0);
+    record_checkpoint(state_.step, info.path, seconds, seconds, std::nullopt);
+    return;
+  }
+  auto pending = std::make_unique<PendingCheckpoint>();
+  pending->step = state_.step;
+  auto snapshot = std::make_shared<const CheckpointSnapshot>(checkpoint_snapshot());
+  backend_->synchronize();  // the clones are complete before another thread reads them
+  pending->snapshot_seconds = seconds_since(t0);
+  pending->result = std::async(std::launch::async, [checkpointer = checkpointer_, snapshot, step = state_.step,
+                                                    metrics = std::move(metrics)]() mutable {
+    auto t_start = Clock::now();
+    PendingCheckpoint::Result r;
+    r.info = checkpointer->save(step, snapshot->files(), metrics);
+    snapshot.reset();  // frees the copies now rather than at the next wait
+    r.seconds = seconds_since(t_start);
+    return r;
+  });
+  pending_checkpoint_ = std::move(pending);
+}
+
+// Joins the background save in flight, if any. Its failure fails the run here: the
+// checkpoint the run believes it has does not exist.
+void Engine::wait_for_checkpoint() {
+  if (!pending_checkpoint_) return;
+  std::unique_ptr<PendingCheckpoint> pending = std::move(pending_checkpoint_);
+  auto t0 = Clock::now();
+  PendingCheckpoint::Result r;
+  try {
+    r = pending->result.get();
+  } catch (const std::exception& e) {
+    throw RunError("the checkpoint of step " + std::to_string(pending->step) +
+                   " (saved in the background) failed: " + e.what());
+  }
+  double waited = seconds_since(t0);
+  record_checkpoint(pending->step, r.info.path, pending->snapshot_seconds + r.seconds, pending->snapshot_seconds + waited,
+                    pending->snapshot_seconds);
+}
+
+// The end of a run (or a signal): a checkpoint of the current step, and nothing in flight.
+void Engine::finish_checkpoints() {
+  if (!checkpointer_) return;
+  if (last_checkpoint_step_ != state_.step) save_checkpoint(/*final=*/true);
+  wait_for_checkpoint();
+}
+
+void Engine::record_checkpoint(std::int64_t step, const std::string& path, double seconds, double stall_seconds,
+                               std::optional<double> snapshot_seconds) {
+  summary_.checkpoint_seconds += seconds;
+  summary_.checkpoint_stall_seconds += stall_seconds;
+  logger_->debug("checkpoint step {} -> {} ({:.3f}s, training stalled {:.3f}s)", step, path, seconds, stall_seconds);
+  if (!dir_) return;
+  boost::json::object line;
+  line["type"] = "checkpoint";
+  line["step"] = step;
+  line["path"] = path;
+  line["background"] = snapshot_seconds.has_value();
+  line["seconds"] = seconds;
+  line["stall_seconds"] = stall_seconds;
+  if (snapshot_seconds) line["snapshot_seconds"] = *snapshot_seconds;  // the rest of the stall: waiting for it
+  dir_->append_metrics(line);
 }
 
 void Engine::resume_from_checkpoint() {

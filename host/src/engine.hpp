@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -33,7 +34,8 @@ struct RunSummary {
   std::int64_t backward_passes = 0;
   double train_seconds = 0.0;        // every step's wall time, probes included; evaluation excluded
   double eval_seconds = 0.0;
-  double checkpoint_seconds = 0.0;
+  double checkpoint_seconds = 0.0;       // time the checkpoints took, background work included
+  double checkpoint_stall_seconds = 0.0; // of which the training thread waited (all of it in the foreground)
   std::optional<double> seconds_to_target;
   std::optional<std::int64_t> steps_to_target;
   std::optional<std::int64_t> backward_passes_to_target;
@@ -96,6 +98,22 @@ class Engine {
   std::vector<CheckpointFile> checkpoint_files() const;
   void restore_checkpoint(const std::vector<CheckpointFile>& files, const std::string& path = "checkpoint");
 
+  // The same content frozen in memory: every plugin's save() runs now, on this thread,
+  // and every tensor it wrote is cloned, so training may go on changing the live
+  // tensors. files() (any thread, later) then returns the content checkpoint_files()
+  // returned at the snapshot's step (the same tensors and values; archive bytes differ
+  // from save to save anyway). This is what a background save writes.
+  class CheckpointSnapshot {
+   public:
+    std::vector<CheckpointFile> files() const;
+
+   private:
+    friend class Engine;
+    std::vector<std::pair<std::string, torch::jit::Module>> archives_;  // deep copies
+    std::vector<CheckpointFile> plain_;                                 // text files, last
+  };
+  CheckpointSnapshot checkpoint_snapshot() const;
+
  private:
   struct Progress;
   void record_step(const StepRecord& record, const char* extra_kind = nullptr);
@@ -103,7 +121,17 @@ class Engine {
   bool target_reached(const Metrics& metrics);
   bool early_stop_now(const Metrics& metrics);
   double probe_loss();
-  void save_checkpoint();
+  // Checkpoints: see "Checkpoints and resume" in docs/architecture.md.
+  struct PendingCheckpoint;
+  void write_checkpoint_archives(
+      const std::function<void(const char* name, torch::serialize::OutputArchive& archive)>& take) const;
+  void maybe_save_checkpoint();
+  void save_checkpoint(bool final = false);
+  void wait_for_checkpoint();
+  void finish_checkpoints();
+  // snapshot_seconds: set for a background save (the part of the stall spent on the snapshot).
+  void record_checkpoint(std::int64_t step, const std::string& path, double seconds, double stall_seconds,
+                         std::optional<double> snapshot_seconds);
   void resume_from_checkpoint();
   void write_summary();
 
@@ -120,6 +148,8 @@ class Engine {
   std::shared_ptr<CorrectionStrategy> correction_;
   std::shared_ptr<PhaseController> phase_;
   std::shared_ptr<Checkpointer> checkpointer_;
+  bool background_checkpoints_ = false;              // [checkpointer] background
+  std::unique_ptr<PendingCheckpoint> pending_checkpoint_;  // the background save in flight
 
   std::vector<torch::Tensor> params_;
   ParameterLayout layout_;

@@ -11,7 +11,11 @@
 // - due() is false for the step of the last save or load (so never twice for one step).
 // - `latest` points at the checkpoint written last; `best` at the best by best_metric
 //   among those kept. Leftover .tmp-* entries of a crash are removed on the next save.
+// - With `background`, the engine calls save() on a thread of its own, one save at a
+//   time, while training goes on calling due(); save() and due() share only last_step_,
+//   which is atomic for that reason.
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <filesystem>
 #include <optional>
@@ -78,6 +82,9 @@ class TorchCheckpointer : public hpt::Checkpointer {
                            "*perplexity*, higher otherwise",
                            {"auto", "max", "min"}),
         hpt::option_string("directory", "checkpoints", "where checkpoints go, relative to the run directory"),
+        hpt::option_bool("background", false,
+                         "save from an in-memory snapshot on a background thread, so that training does not wait "
+                         "for serialisation and the disk (one save in flight; its memory is a copy of the state)"),
     };
   }
 
@@ -228,13 +235,13 @@ class TorchCheckpointer : public hpt::Checkpointer {
   std::string best_metric_;
   bool lower_is_better_;
   // The step of the last save or load: due() is false for it (0: the untrained start).
-  mutable std::int64_t last_step_ = 0;
+  mutable std::atomic<std::int64_t> last_step_{0};
   // The checkpoint the last successful load() read (the run resumed from it): never deleted.
   mutable std::string resumed_from_;
 };
 
 }  // namespace
 
-HPT_PLUGIN(hpt::PluginKind::Checkpointer, "torch", "1.0.0",
+HPT_PLUGIN(hpt::PluginKind::Checkpointer, "torch", "1.1.0",
            "atomic, SHA-256-verified checkpoint directories with latest/best links and retention", TorchCheckpointer,
            TorchCheckpointer::option_specs)

@@ -1,6 +1,13 @@
 // Checkpointer: saves and restores the whole training state. The engine serialises
 // every component into named files (bytes); the checkpointer decides how and where
 // they are written, verified and kept.
+//
+// Background saves: a checkpointer that declares a bool option `background` and has it
+// set lets the engine call save() on a thread of the engine's own, from a snapshot of
+// the training state, while training goes on. The engine then guarantees that at most
+// one save() runs at a time and that list() and load() are not called meanwhile, but
+// it does call due() (on the training thread) while a save() runs: the two must not
+// race. A failed save() fails the run when the engine next waits for it.
 #pragma once
 
 #include <cstdint>
