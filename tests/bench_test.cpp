@@ -112,6 +112,15 @@ TEST_F(BadBench, WrongTypeNamesExpectedAndGiven) {
   EXPECT_THAT(r.err, HasSubstr(path + ":5:10: 'bench.budget' must be an integer >= 1, got an integer 0"));
 }
 
+TEST_F(BadBench, TargetStopMustBeABoolean) {
+  std::string path = write_bench(
+      "[bench]\nbase = \"base.toml\"\nseeds = [0]\nbaseline = \"a\"\n"
+      "target = { metric = \"val_loss\", value = 0.5, stop = \"no\" }\n[[variant]]\nname = \"a\"\n");
+  auto r = run_hpt({"bench", path});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, HasSubstr(path + ":5:53: 'bench.target.stop' must be true or false, got a string \"no\""));
+}
+
 TEST_F(BadBench, BaselineMustNameAVariant) {
   std::string text = bench_text(dir.path() + "/out");
   text.replace(text.find("baseline = \"full\""), 17, "baseline = \"flul\"");

@@ -144,6 +144,18 @@ TEST(Engine, TargetStopsTheRunAndRecordsTimeToTarget) {
   EXPECT_NEAR(*s.seconds_to_target, s.train_seconds, 1e-12);
 }
 
+TEST(Engine, TargetWithoutStopRecordsTimeToTargetAndGoesOnToTheBudget) {
+  auto b = build(kSynthetic, {"run.max_steps=400", "run.target={metric=\"val_loss\", value=0.5, stop=false}"});
+  auto s = b.engine->run();
+  EXPECT_EQ(s.status, "completed");
+  EXPECT_EQ(s.steps, 400);
+  ASSERT_TRUE(s.steps_to_target.has_value());
+  EXPECT_LT(*s.steps_to_target, 400);
+  ASSERT_TRUE(s.seconds_to_target.has_value());
+  EXPECT_LT(*s.seconds_to_target, s.train_seconds);
+  EXPECT_LE(s.final_metrics.at("val_loss"), 0.5);
+}
+
 TEST(Engine, EarlyStoppingFiresAfterPatience) {
   // min_delta is so large that nothing counts as improvement after the first evaluation.
   auto b = build(kSynthetic, {"run.max_steps=400", "run.early_stop={metric=\"val_loss\", patience=2, min_delta=1e9}"});

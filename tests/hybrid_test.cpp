@@ -311,6 +311,22 @@ TEST(AdaptivePhase, WarmsUpThenGrowsAndShrinksTheHorizon) {
   expect_decision(p->decide(state_at(38, 3, 0.9)), hpt::PhaseKind::Predict, 2);
 }
 
+TEST(AdaptivePhase, PayoffToleranceCountsASmallProbeRiseAsPaidOff) {
+  auto p = make_plugin<hpt::PhaseController>(hpt::PluginKind::PhaseController, "adaptive",
+                                             {{"warmup_steps", std::int64_t{0}},
+                                              {"min_real_steps", std::int64_t{1}},
+                                              {"initial_horizon", std::int64_t{8}},
+                                              {"max_horizon", std::int64_t{100}},
+                                              {"grow", 2.0},
+                                              {"shrink", 0.5},
+                                              {"confidence_threshold", 0.0},
+                                              {"payoff_tolerance", 0.02}});
+  p->phase_ended(outcome(8, 8, false, 1.019));  // within 2% of 1.0: paid off, 8 -> 16
+  expect_decision(p->decide(state_at(10, 1, 0.5)), hpt::PhaseKind::Predict, 16);
+  p->phase_ended(outcome(16, 16, false, 1.021));  // beyond 2%: 16 -> 8
+  expect_decision(p->decide(state_at(11, 1, 0.5)), hpt::PhaseKind::Predict, 8);
+}
+
 TEST(AdaptivePhase, PredictsOnlyAboveTheConfidenceThreshold) {
   auto p = adaptive();
   expect_decision(p->decide(state_at(20, 20, 0.39)), hpt::PhaseKind::Full, 1);

@@ -15,7 +15,7 @@ namespace {
 
 const std::vector<std::string> kTopLevel = {"bench", "variant"};
 const std::vector<std::string> kBenchKeys = {"name", "base", "seeds", "baseline", "target", "budget", "runs_dir"};
-const std::vector<std::string> kTargetKeys = {"metric", "value", "mode"};
+const std::vector<std::string> kTargetKeys = {"metric", "value", "mode", "stop"};
 const std::vector<std::string> kVariantKeys = {"name", "overrides", "set"};
 
 // Run keys the bench sets itself, so that every variant runs the same protocol.
@@ -147,6 +147,10 @@ std::vector<std::string> check_target(Checker& c, const toml::node& node) {
       c.error(*mode, "bench.target.mode", "'bench.target.mode' must be one of auto, max, min, got " + toml_text(*mode));
     else if (m)
       text += ", mode = " + toml_string(*m);
+  }
+  if (const toml::node* stop = t->get("stop")) {
+    if (stop->is_boolean()) text += std::string(", stop = ") + (stop->as_boolean()->get() ? "true" : "false");
+    else c.wrong(*stop, "bench.target.stop", "true or false");
   }
   return {"run.target=" + text + " }"};
 }

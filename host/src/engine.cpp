@@ -525,10 +525,12 @@ void Engine::maybe_evaluate(bool force) {
   if (!(due || (force && last_eval_step_ != state_.step))) return;
   Metrics m = evaluate();
   if (target_reached(m)) {
-    logger_->info("target {} reached at step {} after {:.2f}s of training", manifest_.run.target->metric, state_.step,
-                  summary_.train_seconds);
-    summary_.status = "target_reached";
-    stop_ = true;
+    logger_->info("target {} reached at step {} after {:.2f}s of training{}", manifest_.run.target->metric, state_.step,
+                  summary_.train_seconds, manifest_.run.target->stop ? "" : "; going on to max_steps");
+    if (manifest_.run.target->stop) {
+      summary_.status = "target_reached";
+      stop_ = true;
+    }
   } else if (early_stop_now(m)) {
     logger_->info("early stopping at step {}: {} did not improve for {} evaluations", state_.step,
                   manifest_.run.early_stop->metric, manifest_.run.early_stop->patience);

@@ -306,7 +306,10 @@ std::vector<OptionSpec> goal_specs(bool early_stop) {
     specs.push_back(option_int("patience", 5, "evaluations without improvement before stopping", 1));
     specs.push_back(option_float("min_delta", 0.0, "smallest change that counts as improvement", 0.0));
   } else {
-    specs.push_back(option_float("value", 0.0, "stop once the metric reaches this value"));
+    specs.push_back(option_float("value", 0.0, "the value to reach"));
+    specs.push_back(option_bool("stop", true,
+                                "stop the run when the target is reached (false: record time to target and go on "
+                                "to max_steps, for the final metric at the budget)"));
   }
   return specs;
 }
@@ -427,6 +430,7 @@ ResolvedManifest resolve(const Manifest& manifest, PluginLoader& loader) {
       rc.early_stop = goal;
     } else {
       goal.value = g.get_float("value");
+      goal.stop = g.get_bool("stop");
       rc.target = goal;
     }
   }
@@ -490,7 +494,7 @@ std::string ResolvedManifest::to_toml() const {
   auto goal = [&](const char* key, const MetricGoal& g, bool early) {
     os << key << " = { metric = \"" << g.metric << "\", mode = \"" << (g.maximize ? "max" : "min") << "\", ";
     if (early) os << "patience = " << g.patience << ", min_delta = " << hpt::to_toml(g.value) << " }\n";
-    else os << "value = " << hpt::to_toml(g.value) << " }\n";
+    else os << "value = " << hpt::to_toml(g.value) << ", stop = " << (g.stop ? "true" : "false") << " }\n";
   };
   if (run.target) goal("target", *run.target, false);
   if (run.early_stop) goal("early_stop", *run.early_stop, true);

@@ -43,6 +43,7 @@ struct MetricGoal {
   double value = 0.0;       // target: the value to reach; early_stop: min_delta
   std::int64_t patience = 0;
   bool maximize = true;     // accuracy-like metrics rise, loss-like ones fall
+  bool stop = true;         // target: stop the run when reached (false: record and go on)
 };
 
 // [run], validated.
