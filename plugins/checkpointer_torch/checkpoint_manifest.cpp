@@ -165,10 +165,10 @@ class File {
 
 constexpr std::size_t kChunk = std::size_t{4} << 20;
 
-// Sizes `bytes` to `size` for a file to be read into it. A big buffer is fresh memory,
-// and faulting it in 4 KiB pages (then zeroing it) costs about as much as reading the
-// file; asking for transparent huge pages first makes that a small fraction.
-void size_for_reading(std::string& bytes, std::size_t size) {
+// Reserves room for a file of `size` bytes in the empty `bytes`. A big buffer is fresh
+// memory, and faulting it in 4 KiB pages costs about as much as reading the file;
+// asking for transparent huge pages first makes that a small fraction.
+void reserve_for_reading(std::string& bytes, std::size_t size) {
   bytes.reserve(size);
 #ifdef MADV_HUGEPAGE
   constexpr std::uintptr_t kHuge = std::uintptr_t{2} << 20;
@@ -176,47 +176,53 @@ void size_for_reading(std::string& bytes, std::size_t size) {
   const std::uintptr_t first = (begin + kHuge - 1) & ~(kHuge - 1), last = (begin + size) & ~(kHuge - 1);
   if (last > first) ::madvise(reinterpret_cast<void*>(first), last - first, MADV_HUGEPAGE);  // a hint: failure is fine
 #endif
-  bytes.resize(size);
 }
 
-// Reads up to `size` bytes into `data`, chunk by chunk, calling `progress(done)` after
-// each chunk; stops early at the end of the file (it shrank). Returns the bytes read,
-// or -1 with errno in `error`.
+// Appends up to `size` bytes of `fd` to `bytes` (room reserved: it never moves), chunk
+// by chunk, calling `progress(bytes read)` after each. The string grows a chunk at a
+// time, so that zeroing it happens just before the read overwrites it rather than in a
+// pass of its own. Stops early at the end of the file (it shrank). Returns false with
+// errno in `error` when a read fails.
 template <typename Progress>
-std::int64_t read_chunks(int fd, char* data, std::size_t size, int& error, Progress&& progress) {
+bool read_chunks(int fd, std::string& bytes, std::size_t size, int& error, Progress&& progress) {
   std::size_t done = 0;
   while (done < size) {
-    ssize_t n = ::read(fd, data + done, std::min(kChunk, size - done));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      error = errno;
-      return -1;
+    const std::size_t want = std::min(kChunk, size - done);
+    bytes.resize(done + want);
+    ssize_t n = ::read(fd, bytes.data() + done, want);
+    if (n < 0 && errno == EINTR) n = 0;
+    else if (n <= 0) {
+      if (n < 0) error = errno;
+      bytes.resize(done);
+      return n == 0;
     }
-    if (n == 0) break;
     done += static_cast<std::size_t>(n);
-    progress(done);
+    bytes.resize(done);
+    if (n > 0) progress(done);
   }
-  return static_cast<std::int64_t>(done);
+  return true;
 }
 
 // Reads the file on a second thread while this one hashes the chunks already read, so
-// that the disk and SHA-256 (each about as fast as the other) work at the same time:
-// one pass over the bytes, in about the time of the slower of the two.
-std::int64_t read_and_hash_pipelined(int fd, std::string& bytes, Sha256& sha, int& error) {
+// that the disk and SHA-256 work at the same time: one pass over the bytes, in about
+// the time of the slower of the two. Only the reader touches the string object; this
+// thread reads the reserved memory through `data`, below what the reader published.
+bool read_and_hash_pipelined(int fd, std::string& bytes, std::size_t size, Sha256& sha, int& error) {
+  const char* data = bytes.data();
   std::mutex mutex;
   std::condition_variable more;
-  std::size_t readable = 0;  // bytes[0, readable) are read and may be hashed
+  std::size_t readable = 0;  // data[0, readable) is read and may be hashed
   bool finished = false;
-  std::int64_t result = 0;
+  bool ok = true;
   int read_error = 0;
   std::thread reader([&] {
-    std::int64_t n = read_chunks(fd, bytes.data(), bytes.size(), read_error, [&](std::size_t done) {
+    bool read_ok = read_chunks(fd, bytes, size, read_error, [&](std::size_t done) {
       std::lock_guard<std::mutex> lock(mutex);
       readable = done;
       more.notify_one();
     });
     std::lock_guard<std::mutex> lock(mutex);
-    result = n;
+    ok = read_ok;
     finished = true;
     more.notify_one();
   });
@@ -228,7 +234,7 @@ std::int64_t read_and_hash_pipelined(int fd, std::string& bytes, Sha256& sha, in
       const std::size_t upto = readable;
       const bool last = finished;
       lock.unlock();
-      if (upto > hashed) sha.update(bytes.data() + hashed, upto - hashed);
+      if (upto > hashed) sha.update(data + hashed, upto - hashed);
       hashed = upto;
       if (last) break;
     }
@@ -237,8 +243,8 @@ std::int64_t read_and_hash_pipelined(int fd, std::string& bytes, Sha256& sha, in
     throw;
   }
   reader.join();
-  if (result < 0) error = read_error;
-  return result;
+  if (!ok) error = read_error;
+  return ok;
 }
 
 // Reads the whole file `path` into `bytes`, feeding `sha` (when given) in the same pass;
@@ -256,16 +262,12 @@ bool read_whole_file(const std::string& path, std::string& bytes, Sha256* sha, i
     return false;
   }
   ::posix_fadvise(file.fd(), 0, 0, POSIX_FADV_SEQUENTIAL);
-  size_for_reading(bytes, static_cast<std::size_t>(st.st_size));
-  std::int64_t done = 0;
-  if (sha && bytes.size() > 2 * kChunk) {
-    done = read_and_hash_pipelined(file.fd(), bytes, *sha, error);
-  } else {
-    done = read_chunks(file.fd(), bytes.data(), bytes.size(), error, [](std::size_t) {});
-    if (done > 0 && sha) sha->update(bytes.data(), static_cast<std::size_t>(done));
-  }
-  if (done < 0) return false;
-  bytes.resize(static_cast<std::size_t>(done));
+  const auto size = static_cast<std::size_t>(st.st_size);
+  bytes.clear();
+  reserve_for_reading(bytes, size);
+  if (sha && size > 2 * kChunk) return read_and_hash_pipelined(file.fd(), bytes, size, *sha, error);
+  if (!read_chunks(file.fd(), bytes, size, error, [](std::size_t) {})) return false;
+  if (sha) sha->update(bytes.data(), bytes.size());
   return true;
 }
 
