@@ -22,9 +22,28 @@ template struct ArchiveModuleAccess<&torch::serialize::OutputArchive::module_>;
 
 torch::jit::Module frozen_copy(torch::serialize::OutputArchive& archive) { return archive_module(archive).deepcopy(); }
 
+namespace {
+
+// About the size of the serialised archive: its tensors' bytes plus room for the
+// pickled structure and the zip headers, so that the output is allocated once rather
+// than copied at every doubling (that copying competed with training for memory and CPU).
+std::size_t expected_size(const torch::jit::Module& frozen) {
+  std::size_t size = std::size_t{1} << 20;
+  for (const auto& attribute : frozen.named_attributes(/*recurse=*/true)) {
+    const c10::IValue& value = attribute.value;
+    if (value.isTensor()) size += value.toTensor().storage().nbytes() + 128;
+    else if (value.isTensorList())
+      for (const at::Tensor& t : value.toTensorVector()) size += t.defined() ? t.storage().nbytes() + 128 : 0;
+  }
+  return size;
+}
+
+}  // namespace
+
 std::string frozen_bytes(const torch::jit::Module& frozen) {
   // What OutputArchive::save_to does, into one string without a stream's extra copy.
   std::string bytes;
+  bytes.reserve(expected_size(frozen));
   torch::jit::ExportModule(frozen, [&](const void* data, std::size_t size) {
     bytes.append(static_cast<const char*>(data), size);
     return size;
