@@ -9,6 +9,7 @@
 #include <boost/json.hpp>
 
 #include "bench_results.hpp"
+#include "svg_plot.hpp"
 #include "test_support.hpp"
 
 using hpt::test::read_file;
@@ -247,6 +248,15 @@ TEST(BenchScore, SpeedupIsComputedSeedBySeedThenSummarised) {
   EXPECT_DOUBLE_EQ(stats.speedup.min, 30.0 / 48.0);
   EXPECT_DOUBLE_EQ(stats.speedup.max, 5.0);
   EXPECT_DOUBLE_EQ(stats.seconds.median, (4.0 + 8.0) / 2);  // of 1, 4, 8, 48
+}
+
+TEST(BenchReport, NumbersAreShortButStepCountsStayWhole) {
+  EXPECT_EQ(hpt::host::short_number(0.89512), "0.8951");
+  EXPECT_EQ(hpt::host::short_number(196.153), "196.2");
+  EXPECT_EQ(hpt::host::short_number(9200), "9200");
+  EXPECT_EQ(hpt::host::short_number(11600), "11600");
+  EXPECT_EQ(hpt::host::short_number(13960.4), "13960");
+  EXPECT_EQ(hpt::host::short_number(-25000), "-25000");
 }
 
 TEST(BenchScore, MedianOfAnEvenCountIsTheMeanOfTheMiddleTwo) {

@@ -65,7 +65,10 @@ std::string xml_escape(const std::string& text) {
 
 std::string short_number(double v) {
   std::ostringstream os;
-  os << std::setprecision(4) << v;
+  // Four significant digits, but whole numbers of 10,000 and more (steps, backward
+  // passes) as they are: 11600, not 1.16e+04.
+  if (std::abs(v) >= 1e4 && std::abs(v) < 1e15) os << std::llround(v);
+  else os << std::setprecision(4) << v;
   return os.str();
 }
 
