@@ -6,11 +6,18 @@
 //     one predicted step (the backend's fused params += scale * direction over every
 //     parameter) on the synthetic task's MLP with hidden widths 64, 512 and 2048
 //     (about 5k, 0.3M and 4.3M weights). Goal: a predicted step costs at most 2% of a
-//     full step.
+//     full step;
+//   - CheckpointSave/<hidden> vs CheckpointLoad/<hidden>: the engine's whole training
+//     state (model, AdamW moments, every plugin, RNG) through the `torch` checkpointer
+//     plugin into a temporary directory: serialise, hash, write, fsync, rename; then
+//     read, verify the hashes, deserialise and restore. bench/checkpoint_io measures
+//     the same against the disk's own rate on a model of over 100 MB.
 #include <benchmark/benchmark.h>
 
+#include <filesystem>
 #include <memory>
 #include <string>
+#include <unistd.h>
 
 #include "engine.hpp"
 #include "manifest.hpp"
@@ -73,8 +80,58 @@ void DirectCall(benchmark::State& state) {
   for (auto _ : state) benchmark::ClobberMemory();
 }
 
+// A `torch` checkpointer writing into a fresh temporary directory, removed at the end.
+struct TempCheckpointer {
+  explicit TempCheckpointer(hpt::host::PluginLoader& loader)
+      : dir(std::filesystem::temp_directory_path() / ("hpt-micro-ckpt-" + std::to_string(::getpid()))) {
+    std::filesystem::remove_all(dir);
+    std::filesystem::create_directories(dir);
+    auto info = loader.find(hpt::PluginKind::Checkpointer, "torch");
+    hpt::PluginContext context;
+    context.run_dir = dir.string();
+    checkpointer = loader.create<hpt::Checkpointer>(*info, context, hpt::Options::defaults(info->options));
+  }
+  ~TempCheckpointer() {
+    checkpointer.reset();
+    std::filesystem::remove_all(dir);
+  }
+  std::filesystem::path dir;
+  std::shared_ptr<hpt::Checkpointer> checkpointer;
+};
+
+void CheckpointSave(benchmark::State& state) {
+  Setup s = make_engine(state.range(0));
+  s.engine->real_step(hpt::StepKind::Full);  // AdamW has its moments
+  TempCheckpointer temp(*s.loader);
+  std::int64_t step = 0, bytes = 0;
+  for (auto _ : state) {
+    auto files = s.engine->checkpoint_files();
+    bytes = 0;
+    for (const auto& f : files) bytes += static_cast<std::int64_t>(f.bytes.size());
+    temp.checkpointer->save(++step, files, {});
+  }
+  state.SetBytesProcessed(state.iterations() * bytes);
+}
+
+void CheckpointLoad(benchmark::State& state) {
+  Setup s = make_engine(state.range(0));
+  s.engine->real_step(hpt::StepKind::Full);
+  TempCheckpointer temp(*s.loader);
+  const std::string path = temp.checkpointer->save(1, s.engine->checkpoint_files(), {}).path;
+  std::int64_t bytes = 0;
+  for (auto _ : state) {
+    auto files = temp.checkpointer->load(path);
+    bytes = 0;
+    for (const auto& f : files) bytes += static_cast<std::int64_t>(f.bytes.size());
+    s.engine->restore_checkpoint(files, path);
+  }
+  state.SetBytesProcessed(state.iterations() * bytes);
+}
+
 BENCHMARK(FullStep)->Arg(64)->Arg(512)->Arg(2048)->Unit(benchmark::kMicrosecond);
 BENCHMARK(PredictedStep)->Arg(64)->Arg(512)->Arg(2048)->Unit(benchmark::kMicrosecond);
+BENCHMARK(CheckpointSave)->Arg(64)->Arg(512)->Arg(2048)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(CheckpointLoad)->Arg(64)->Arg(512)->Arg(2048)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(PluginCall);
 BENCHMARK(DirectCall);
 
