@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The main job: installs what is missing, builds, then trains Fashion-MNIST (the FM-16
-# CNN, 3,000 steps, target 85%) twice, interleaved: plain full training and the hybrid
+# CNN, target 85% within 6,000 step-equivalents) twice, interleaved: plain full training and the hybrid
 # predictive trainer, and prints both side by side (bench/quickstart.toml).
 # Runs already complete are kept and reused; delete runs/bench/quickstart to start over.
 set -euo pipefail
