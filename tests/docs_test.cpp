@@ -1,5 +1,7 @@
 // The docs say what is true: docs/manifest.md lists every option of every built plugin,
-// and every [run] key.
+// and every [run] key; every manifest shipped in configs/ is valid.
+#include <filesystem>
+
 #include "manifest.hpp"
 #include "plugin_loader.hpp"
 #include "test_support.hpp"
@@ -28,6 +30,17 @@ TEST(Docs, ManifestReferenceListsEveryOption) {
       EXPECT_NE(section.find("`" + o.name + "`"), std::string::npos)
           << "option '" << o.name << "' of " << heading << " is not documented";
   }
+}
+
+TEST(Docs, ShippedManifestsAreValid) {
+  int checked = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(std::string(HPT_SOURCE_DIR) + "/configs")) {
+    if (entry.path().extension() != ".toml") continue;
+    auto r = hpt::test::run_hpt({"validate", entry.path().string()});
+    EXPECT_EQ(r.code, 0) << entry.path() << ": " << r.err;
+    ++checked;
+  }
+  EXPECT_GE(checked, 4);  // quickstart, fm16 baseline and the two hybrids at least
 }
 
 }  // namespace
