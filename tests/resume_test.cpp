@@ -106,19 +106,21 @@ const std::vector<std::string> kHybrid = {
     "phase.plugin=\"adaptive\"",  "phase.warmup_steps=10",        "phase.confidence_threshold=0.0",
     "phase.min_horizon=2",          "phase.initial_horizon=4"};
 
+// `a` with the hybrid's overrides and no progress bar.
+std::vector<std::string> hybrid_args(std::vector<std::string> a) {
+  a.insert(a.end(), kHybrid.begin(), kHybrid.end());
+  a.push_back("--no-progress");
+  return a;
+}
+
 TEST(Resume, StopAndResumeEqualsUninterruptedHybridTraining) {
   TempDir dir;
   std::string manifest = dir.write("m.toml", full_manifest(dir.path() + "/a"));
-  auto args = [&](std::vector<std::string> a) {
-    a.insert(a.end(), kHybrid.begin(), kHybrid.end());
-    a.push_back("--no-progress");
-    return a;
-  };
-  ASSERT_EQ(run_to_end(args({"run", manifest}), dir.path() + "/a.log"), 0) << read_file(dir.path() + "/a.log");
+  ASSERT_EQ(run_to_end(hybrid_args({"run", manifest}), dir.path() + "/a.log"), 0) << read_file(dir.path() + "/a.log");
   std::string summary = read_file(dir.path() + "/a/r/summary.json");
   EXPECT_EQ(summary.find("\"predicted_steps\":0,"), std::string::npos) << "no predicted step: " << summary;
   std::string b_runs = "run.runs_dir=\"" + dir.path() + "/b\"";
-  ASSERT_EQ(run_to_end(args({"run", manifest, b_runs, "run.max_steps=30"}), dir.path() + "/b.log"), 0);
+  ASSERT_EQ(run_to_end(hybrid_args({"run", manifest, b_runs, "run.max_steps=30"}), dir.path() + "/b.log"), 0);
   ASSERT_EQ(run_to_end({"resume", dir.path() + "/b/r", "run.max_steps=60", "--no-progress"}, dir.path() + "/b.log"), 0)
       << read_file(dir.path() + "/b.log");
   expect_bit_identical(dir.path() + "/a/r", dir.path() + "/b/r");
@@ -248,15 +250,10 @@ TEST(BackgroundCheckpoint, SnapshotHoldsExactlyWhatAForegroundSaveOfItsStepHolds
 TEST(BackgroundCheckpoint, StopAndResumeEqualsUninterruptedTraining) {
   TempDir dir;
   std::string manifest = dir.write("m.toml", full_manifest(dir.path() + "/a"));
-  auto args = [&](std::vector<std::string> a) {
-    a.insert(a.end(), kHybrid.begin(), kHybrid.end());
-    a.push_back("--no-progress");
-    return a;
-  };
   // a: foreground saves, 60 steps at once; b: background saves, 30 steps, then 30 more.
-  ASSERT_EQ(run_to_end(args({"run", manifest}), dir.path() + "/a.log"), 0) << read_file(dir.path() + "/a.log");
+  ASSERT_EQ(run_to_end(hybrid_args({"run", manifest}), dir.path() + "/a.log"), 0) << read_file(dir.path() + "/a.log");
   std::string b_runs = "run.runs_dir=\"" + dir.path() + "/b\"";
-  ASSERT_EQ(run_to_end(args({"run", manifest, b_runs, "run.max_steps=30", kBackground}), dir.path() + "/b.log"), 0)
+  ASSERT_EQ(run_to_end(hybrid_args({"run", manifest, b_runs, "run.max_steps=30", kBackground}), dir.path() + "/b.log"), 0)
       << read_file(dir.path() + "/b.log");
   ASSERT_EQ(run_to_end({"resume", dir.path() + "/b/r", "run.max_steps=60", kBackground, "--no-progress"},
                        dir.path() + "/b.log"),
