@@ -8,6 +8,7 @@ steps, probes, roll-backs) and, per step kind, the median and mean wall time of 
 step lines in metrics.jsonl. With run.log_every > 1 only every log_every-th step is
 written (probes always), so the medians come from a sample; "estimated total" is count
 x mean and is printed beside the measured training time so the two can be compared.
+Last, the roll-backs per 2,000 step-equivalents, from the roll-back lines.
 Standard library only.
 """
 import json
@@ -15,20 +16,25 @@ import statistics
 import sys
 from pathlib import Path
 
+ROLLBACK_BIN = 2000  # step-equivalents per bin of the roll-back counts
 
-def step_seconds(run_dir):
-    by_kind = {}
+
+def read_metrics(run_dir):
+    """Step wall times per kind, and the step-equivalent of every roll-back."""
+    by_kind, rollbacks = {}, []
     with open(run_dir / "metrics.jsonl") as f:
         for line in f:
             record = json.loads(line)
             if record.get("type") == "step":
                 by_kind.setdefault(record["kind"], []).append(record["seconds"])
-    return by_kind
+            elif record.get("type") == "rollback":
+                rollbacks.append(record["step"])
+    return by_kind, rollbacks
 
 
 def report(run_dir):
     summary = json.loads((run_dir / "summary.json").read_text())
-    by_kind = step_seconds(run_dir)
+    by_kind, rollbacks = read_metrics(run_dir)
     real = by_kind.get("full", []) + by_kind.get("correct", [])
     counts = {
         "real (full + correct)": (summary["real_steps"], real),
@@ -50,6 +56,13 @@ def report(run_dir):
               f"{mean * 1e3:>9.3f} {count * mean:>18.1f}")
     print(f"  estimated sum {estimated:.1f} s; measured training time {summary['train_seconds']:.1f} s "
           f"(forecasts, snapshots and roll-backs run between the steps)")
+    if rollbacks:
+        per_bin = {}
+        for step in rollbacks:
+            per_bin[step // ROLLBACK_BIN] = per_bin.get(step // ROLLBACK_BIN, 0) + 1
+        bins = range(summary["steps"] // ROLLBACK_BIN + 1)
+        print(f"  roll-backs per {ROLLBACK_BIN} step-equivalents: " +
+              " ".join(str(per_bin.get(b, 0)) for b in bins))
 
 
 def main(argv):

@@ -13,8 +13,8 @@
 //                  up to `max_horizon`; otherwise (stopped early, rolled back, loss worse)
 //                  it shrinks by `shrink`, down to `min_horizon`. The tolerance exists
 //                  because on noisy tasks the probe right after a phase sits a little above
-//                  the one before it even when the phase moved training on (FM-16: 99% of
-//                  phases), and the real steps after the phase bring it back down.
+//                  the one before it even when the phase moved training on (on FM-16, nearly
+//                  every phase), and the real steps after the phase bring it back down.
 #include <algorithm>
 #include <cmath>
 #include <string>
