@@ -219,6 +219,21 @@ TEST(Engine, PredictedStepAppliesExactlyTheForecastWithoutForwardOrBackward) {
   EXPECT_EQ(e.state().step, 4);
 }
 
+TEST(Engine, APhaseStartsFromTheForecastOffset) {
+  // The first predicted step adds the offset and the first scaled update; the second only its update.
+  auto b = build(kCounting, {"dynamics.step=0.001", "dynamics.scale=0.5", "dynamics.offset=0.25",
+                             "run.probe_interval=100", "correction.tolerance=1e9"});
+  Engine& e = *b.engine;
+  for (int i = 0; i < 3; ++i) e.real_step(hpt::StepKind::Full);
+  auto before = clone_all(e.parameters());
+  ASSERT_EQ(e.predicted_phase(2), 2);
+  for (std::size_t p = 0; p < before.size(); ++p) {
+    torch::Tensor expected = before[p] + 0.25 + 2 * 0.001 * 0.5;
+    EXPECT_TRUE(torch::allclose(e.parameters()[p], expected, 0.0, 1e-6)) << e.layout().names[p];
+  }
+  EXPECT_EQ(e.state().step, 5);
+}
+
 TEST(Engine, LongerPhaseProbesAtTheIntervalOnly) {
   auto b = build(kCounting, {"run.probe_interval=4"});
   Engine& e = *b.engine;

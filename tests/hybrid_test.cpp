@@ -155,6 +155,54 @@ TEST(LinearDynamics, SaveLoadContinuesBitIdentically) {
   EXPECT_EQ(archive_bytes(*a), archive_bytes(*b));
 }
 
+// average_decay: a phase starts from the weights' moving average, moved forward by its lag.
+TEST(LinearDynamics, NoAverageNoOffset) {
+  auto m = linear();
+  for (int t = 1; t <= 30; ++t) m->observe(record_of(t, 1.0, constant_update()));
+  EXPECT_TRUE(m->forecast(4).offset.empty());
+}
+
+TEST(LinearDynamics, ASteadyTrajectoryStartsFromTheWeightsThemselves) {
+  auto m = linear({{"average_decay", 0.9}});
+  for (int t = 1; t <= 250; ++t) m->observe(record_of(t, 1.0, constant_update()));
+  hpt::Forecast f = m->forecast(4);
+  ASSERT_EQ(f.offset.size(), 3u);
+  for (const auto& o : f.offset) EXPECT_LT(o.abs().max().item<double>(), 1e-6);
+  // After a kept phase of 10 steps the model knows the weights are on the average.
+  m->observe(record_of(261, 1.0, constant_update()));
+  for (const auto& o : m->forecast(4).offset) EXPECT_LT(o.abs().max().item<double>(), 1e-6);
+}
+
+TEST(LinearDynamics, ABouncingTrajectoryStartsFromTheMiddle) {
+  // Group "a" drifts steadily; group "b" bounces between w and w + a. A phase starts
+  // where the average of the recent weights is: for "a" the weights themselves, for "b"
+  // 0.9 / 1.9 of the way back from w + a (the direction adds nothing there: its updates
+  // have no consistent drift, so its step scale is 0).
+  auto m = linear({{"average_decay", 0.9}});
+  const std::vector<torch::Tensor> drift = constant_update();
+  const torch::Tensor a = torch::linspace(-0.01, 0.01, 64);
+  for (int t = 1; t <= 251; ++t) m->observe(record_of(t, 1.0, {drift[0], drift[1], t % 2 == 1 ? a : -a}));
+  hpt::Forecast f = m->forecast(4);
+  ASSERT_EQ(f.offset.size(), 3u);
+  EXPECT_LT(f.offset[0].abs().max().item<double>(), 1e-6);
+  EXPECT_LT(f.offset[1].abs().max().item<double>(), 1e-6);
+  EXPECT_EQ(f.scale[0][1], 0.0);
+  EXPECT_TRUE(torch::allclose(f.offset[2], a * (-0.9 / 1.9), 1e-5, 1e-9));
+}
+
+TEST(LinearDynamics, SaveLoadKeepsTheAverage) {
+  torch::Generator gen = at::detail::createCPUGenerator(7);
+  auto a = linear({{"average_decay", 0.9}});
+  auto b = linear({{"average_decay", 0.9}});
+  for (int t = 1; t <= 30; ++t) a->observe(record_of(t, 1.0, random_update(gen)));
+  load_bytes(*b, archive_bytes(*a));
+  std::vector<torch::Tensor> u = random_update(gen);
+  a->observe(record_of(40, 1.0, u));  // after a kept phase
+  b->observe(record_of(40, 1.0, u));
+  EXPECT_EQ(max_abs_diff(a->forecast(3).offset, b->forecast(3).offset), 0.0);
+  EXPECT_EQ(archive_bytes(*a), archive_bytes(*b));
+}
+
 TEST(LinearDynamics, RejectsARecordWithoutUpdates) {
   auto m = linear();
   EXPECT_THROW(m->observe(record_of(1, 1.0, {})), hpt::RunError);

@@ -387,6 +387,10 @@ std::int64_t Engine::predicted_phase(std::int64_t horizon) {
     state_.seconds = summary_.train_seconds;
     return 0;
   }
+  if (!forecast.offset.empty() && forecast.offset.size() != params_.size())
+    throw RunError("dynamics '" + manifest_.at(PluginKind::DynamicsModel).info->name + "' forecast an offset for " +
+                   std::to_string(forecast.offset.size()) + " parameters; the model has " +
+                   std::to_string(params_.size()));
   horizon = std::min<std::int64_t>(horizon, forecast.horizon());
   std::vector<torch::Tensor> snapshot = backend_->snapshot(params_);
   summary_.train_seconds += seconds_since(t0);
@@ -403,6 +407,8 @@ std::int64_t Engine::predicted_phase(std::int64_t horizon) {
   Verdict verdict = Verdict::Continue;
   while (applied < horizon && verdict == Verdict::Continue) {
     auto ts = Clock::now();
+    if (applied == 0 && !forecast.offset.empty())
+      backend_->add_scaled(params_, forecast.offset, std::vector<double>(params_.size(), 1.0));
     for (std::size_t p = 0; p < params_.size(); ++p)
       scales[p] = forecast.scale[static_cast<std::size_t>(applied)][layout_.group_of[p]];
     backend_->add_scaled(params_, forecast.direction, scales);

@@ -16,6 +16,17 @@
 // Loss path: least-squares line through the last `history` training losses, continued
 // from its fitted value at the last step; the bounds are bound_sigmas standard errors of
 // that line's mean (the probe batch is fixed, so its loss follows the mean, not a batch).
+// Offset (average_decay > 0): a phase starts from the weights' moving average instead of
+// the weights, moved forward along the direction by the average's lag. Real steps under a
+// constant learning rate bounce across the valley they follow; the average of the recent
+// weights sits nearer its floor. Per parameter, from the updates alone:
+//   o_t = average_decay * (o_{t-1} - u_t)         (o = average minus weights).
+// A steady trajectory w_t = w_0 + t v has an average that lags by
+// lag = average_decay / (1 - average_decay) steps, so the forecast's offset is
+//   o_t + lag * s_g * d                           (zero for a steady trajectory),
+// and after a kept phase, which put the weights there, o restarts from -lag * s_g * d (the
+// engine's step index tells the model: a real step more than one step-equivalent after the
+// last one follows a kept phase).
 // Confidence: 0 before min_observations real steps; then the geometric mean of
 //   consistency  EMA of the cosine between consecutive updates (all parameters), and
 //   accuracy     EMA of 1 - |u_t - s d_{t-1}|^2 / |u_t|^2: how well the scaled direction
@@ -100,10 +111,14 @@ class LinearDynamics : public hpt::DynamicsModel {
                           0.9999),
         hpt::option_int("history", 50, "real steps kept for the loss trend and the update-norm trend", 3, 100000),
         hpt::option_int("min_observations", 20, "real steps observed before the confidence can exceed 0", 2),
+        hpt::option_float("step_gain", 1.0, "multiplies the fitted step scale of every predicted step", 0.0),
         hpt::option_float("max_scale", 2.0, "largest step scale per predicted step", 0.0),
         hpt::option_float("min_step_decay", 0.9, "smallest per-step decay of the step scale over the horizon", 0.0,
                           1.0),
         hpt::option_float("bound_sigmas", 2.0, "width of the loss bounds in standard errors of the loss trend", 0.0),
+        hpt::option_float("average_decay", 0.0,
+                          "decay of the weight average a phase starts from; 0 starts from the weights as they are",
+                          0.0, 0.9999),
     };
   }
 
@@ -113,9 +128,11 @@ class LinearDynamics : public hpt::DynamicsModel {
         stat_decay_(options.get_float("stat_decay")),
         history_(static_cast<std::size_t>(options.get_int("history"))),
         min_observations_(options.get_int("min_observations")),
+        step_gain_(options.get_float("step_gain")),
         max_scale_(options.get_float("max_scale")),
         min_step_decay_(options.get_float("min_step_decay")),
-        bound_sigmas_(options.get_float("bound_sigmas")) {
+        bound_sigmas_(options.get_float("bound_sigmas")),
+        average_decay_(options.get_float("average_decay")) {
     if (min_step_decay_ <= 0.0) throw hpt::BadInput("dynamics linear: min_step_decay must be > 0");
   }
 
@@ -138,6 +155,7 @@ class LinearDynamics : public hpt::DynamicsModel {
       push(log_norms_[g], std::log(std::max(record.group_update_norms[g], 1e-30)));
 
     torch::NoGradGuard no_grad;
+    if (average_decay_ > 0.0) track_average(record);
     if (observations_ == 0) {
       for (const auto& u : record.update) {
         direction_.push_back(u.detach().clone());
@@ -204,7 +222,7 @@ class LinearDynamics : public hpt::DynamicsModel {
     const std::size_t groups = layout_.groups.size();
     std::vector<double> scale0(groups), decay(groups);
     for (std::size_t g = 0; g < groups; ++g) {
-      scale0[g] = std::clamp(gain_[g], 0.0, max_scale_);
+      scale0[g] = std::clamp(step_gain_ * gain_[g], 0.0, max_scale_);
       double slope = LineFit::of(log_norms_[g]).slope;
       decay[g] = std::clamp(std::exp(slope), min_step_decay_, 1.0);
     }
@@ -226,6 +244,11 @@ class LinearDynamics : public hpt::DynamicsModel {
       f.loss_high.push_back(mean + band);
     }
     f.direction = direction_;
+    if (average_decay_ > 0.0) {
+      const double lag = average_decay_ / (1.0 - average_decay_);
+      for (std::size_t p = 0; p < offset_.size(); ++p)
+        f.offset.push_back(offset_[p] + direction_[p] * (lag * std::clamp(gain_[layout_.group_of[p]], 0.0, max_scale_)));
+    }
     return f;
   }
 
@@ -246,6 +269,10 @@ class LinearDynamics : public hpt::DynamicsModel {
       archive.write("direction_" + std::to_string(p), direction_[p]);
       archive.write("previous_" + std::to_string(p), previous_[p]);
     }
+    if (average_decay_ > 0.0) {
+      archive.write("last_step", c10::IValue(last_step_));
+      for (std::size_t p = 0; p < offset_.size(); ++p) archive.write("offset_" + std::to_string(p), offset_[p]);
+    }
   }
 
   void load(torch::serialize::InputArchive& archive) override {
@@ -261,7 +288,13 @@ class LinearDynamics : public hpt::DynamicsModel {
       log_norms_[g] = to_deque(hpt::read_tensor(archive, "log_norms_" + std::to_string(g), "dynamics linear"));
     direction_.clear();
     previous_.clear();
+    offset_.clear();
     if (observations_ == 0) return;
+    if (average_decay_ > 0.0) {
+      last_step_ = hpt::read_value(archive, "last_step", "dynamics linear").toInt();
+      for (std::size_t p = 0; p < layout_.names.size(); ++p)
+        offset_.push_back(hpt::read_tensor(archive, "offset_" + std::to_string(p), "dynamics linear").to(device_));
+    }
     for (std::size_t p = 0; p < layout_.names.size(); ++p) {
       direction_.push_back(hpt::read_tensor(archive, "direction_" + std::to_string(p), "dynamics linear").to(device_));
       previous_.push_back(hpt::read_tensor(archive, "previous_" + std::to_string(p), "dynamics linear").to(device_));
@@ -269,6 +302,19 @@ class LinearDynamics : public hpt::DynamicsModel {
   }
 
  private:
+  // o = average_decay * (o - u); after a kept phase o first restarts from -lag * s_g * d.
+  void track_average(const hpt::StepRecord& record) {
+    const bool after_phase = last_step_ > 0 && record.step > last_step_ + 1;
+    const double lag = average_decay_ / (1.0 - average_decay_);
+    for (std::size_t p = 0; p < record.update.size(); ++p) {
+      if (offset_.size() <= p) offset_.push_back(torch::zeros_like(record.update[p]));
+      if (after_phase)
+        offset_[p] = direction_[p] * (-lag * std::clamp(gain_[layout_.group_of[p]], 0.0, max_scale_));
+      offset_[p] = (offset_[p] - record.update[p]) * average_decay_;
+    }
+    last_step_ = record.step;
+  }
+
   void push(std::deque<double>& values, double v) const {
     values.push_back(v);
     while (values.size() > history_) values.pop_front();
@@ -284,9 +330,11 @@ class LinearDynamics : public hpt::DynamicsModel {
   double stat_decay_;
   std::size_t history_;
   std::int64_t min_observations_;
+  double step_gain_;
   double max_scale_;
   double min_step_decay_;
   double bound_sigmas_;
+  double average_decay_;
 
   hpt::ParameterLayout layout_;
   std::int64_t observations_ = 0;
@@ -297,6 +345,8 @@ class LinearDynamics : public hpt::DynamicsModel {
   std::deque<double> losses_;             // last `history` training losses
   double consistency_ = 0.0;
   double accuracy_ = 0.0;
+  std::vector<torch::Tensor> offset_;  // per parameter: weight average minus weights
+  std::int64_t last_step_ = 0;         // step-equivalent index of the last real step
 };
 
 }  // namespace

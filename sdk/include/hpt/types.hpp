@@ -49,9 +49,14 @@ struct StepRecord {
 };
 
 // A dynamics model's forecast for the next `horizon` step-equivalents.
-// Predicted step i (0-based) adds scale[i][g] * direction[p] to every parameter p of group g.
+// Predicted step i (0-based) adds scale[i][g] * direction[p] to every parameter p of group g;
+// the first one also adds offset[p], when the forecast has one.
 struct Forecast {
   std::vector<torch::Tensor> direction;    // per parameter, same shape and device
+  // Empty, or per parameter: where the phase starts from, relative to the weights now
+  // (e.g. a point of the trajectory with the step-to-step noise averaged out). Added once,
+  // with the first predicted step; not scaled by the correction strategy.
+  std::vector<torch::Tensor> offset;
   std::vector<std::vector<double>> scale;  // [horizon][group]
   std::vector<double> loss;                // expected training loss after each predicted step
   std::vector<double> loss_low;            // lower bound of the loss after each step
