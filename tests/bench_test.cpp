@@ -122,6 +122,15 @@ TEST_F(BadBench, TargetStopMustBeABoolean) {
   EXPECT_THAT(r.err, HasSubstr(path + ":5:53: 'bench.target.stop' must be true or false, got a string \"no\""));
 }
 
+TEST_F(BadBench, TargetMinStepsMustBeANonNegativeInteger) {
+  std::string path = write_bench(
+      "[bench]\nbase = \"base.toml\"\nseeds = [0]\nbaseline = \"a\"\n"
+      "target = { metric = \"val_loss\", value = 0.5, min_steps = -5 }\n[[variant]]\nname = \"a\"\n");
+  auto r = run_hpt({"bench", path});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, HasSubstr(path + ":5:58: 'bench.target.min_steps' must be an integer >= 0, got an integer -5"));
+}
+
 TEST_F(BadBench, BaselineMustNameAVariant) {
   std::string text = bench_text(dir.path() + "/out");
   text.replace(text.find("baseline = \"full\""), 17, "baseline = \"flul\"");
@@ -248,6 +257,27 @@ TEST(BenchScore, SpeedupIsComputedSeedBySeedThenSummarised) {
   EXPECT_DOUBLE_EQ(stats.speedup.min, 30.0 / 48.0);
   EXPECT_DOUBLE_EQ(stats.speedup.max, 5.0);
   EXPECT_DOUBLE_EQ(stats.seconds.median, (4.0 + 8.0) / 2);  // of 1, 4, 8, 48
+}
+
+TEST(BenchScore, MetricAtAStepIsTheFirstEvaluationAtOrAfterIt) {
+  auto with_evals = [](const std::string& variant, std::vector<std::pair<std::int64_t, double>> evals) {
+    hpt::host::RunRecord r = record(variant, 0, summary(std::nullopt, 10.0, 1000, 1000, 1000));
+    for (const auto& [step, accuracy] : evals) r.evals.push_back({{"step", step}, {"val_accuracy", accuracy}});
+    return r;
+  };
+  std::vector<hpt::host::RunRecord> runs = {
+      with_evals("a", {{200, 0.5}, {400, 0.6}, {613, 0.7}, {800, 0.8}}),
+      with_evals("a", {{200, 0.4}, {600, 0.9}}),
+      with_evals("a", {{200, 0.3}}),  // never got there: left out
+  };
+  EXPECT_EQ(hpt::host::metric_at_step(runs[0], "val_accuracy", 600), 0.7);
+  EXPECT_EQ(hpt::host::metric_at_step(runs[0], "val_accuracy", 400), 0.6);
+  EXPECT_FALSE(hpt::host::metric_at_step(runs[2], "val_accuracy", 600).has_value());
+  EXPECT_FALSE(hpt::host::metric_at_step(runs[0], "val_loss", 200).has_value());
+  auto stats = hpt::host::variant_stats(runs, "a", "a", "val_accuracy", 600);
+  EXPECT_EQ(stats.metric_at_step.count, 2u);
+  EXPECT_DOUBLE_EQ(stats.metric_at_step.median, 0.8);
+  EXPECT_EQ(hpt::host::variant_stats(runs, "a", "a", "val_accuracy").metric_at_step.count, 0u);
 }
 
 TEST(BenchReport, NumbersAreShortButStepCountsStayWhole) {

@@ -156,6 +156,25 @@ TEST(Engine, TargetWithoutStopRecordsTimeToTargetAndGoesOnToTheBudget) {
   EXPECT_LE(s.final_metrics.at("val_loss"), 0.5);
 }
 
+TEST(Engine, TargetWithMinStepsGoesOnToThemBeforeStopping) {
+  auto b = build(kSynthetic, {"run.max_steps=400", "run.target={metric=\"val_loss\", value=0.5, min_steps=300}"});
+  auto s = b.engine->run();
+  EXPECT_EQ(s.status, "target_reached");
+  EXPECT_EQ(s.steps, 300);
+  ASSERT_TRUE(s.steps_to_target.has_value());
+  EXPECT_LT(*s.steps_to_target, 300);
+}
+
+TEST(Engine, TargetReachedAfterMinStepsStopsThere) {
+  auto early = build(kSynthetic, {"run.max_steps=400", "run.target={metric=\"val_loss\", value=0.5}"})
+                   .engine->run();
+  ASSERT_TRUE(early.steps_to_target.has_value());
+  auto b = build(kSynthetic, {"run.max_steps=400", "run.target={metric=\"val_loss\", value=0.5, min_steps=20}"});
+  auto s = b.engine->run();
+  EXPECT_EQ(s.status, "target_reached");
+  EXPECT_EQ(s.steps, *early.steps_to_target);
+}
+
 TEST(Engine, EarlyStoppingFiresAfterPatience) {
   // min_delta is so large that nothing counts as improvement after the first evaluation.
   auto b = build(kSynthetic, {"run.max_steps=400", "run.early_stop={metric=\"val_loss\", patience=2, min_delta=1e9}"});

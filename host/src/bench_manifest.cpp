@@ -15,7 +15,7 @@ namespace {
 
 const std::vector<std::string> kTopLevel = {"bench", "variant"};
 const std::vector<std::string> kBenchKeys = {"name", "base", "seeds", "baseline", "target", "budget", "runs_dir"};
-const std::vector<std::string> kTargetKeys = {"metric", "value", "mode", "stop"};
+const std::vector<std::string> kTargetKeys = {"metric", "value", "mode", "stop", "min_steps"};
 const std::vector<std::string> kVariantKeys = {"name", "overrides", "set"};
 
 // Run keys the bench sets itself, so that every variant runs the same protocol.
@@ -152,6 +152,8 @@ std::vector<std::string> check_target(Checker& c, const toml::node& node) {
     if (stop->is_boolean()) text += std::string(", stop = ") + (stop->as_boolean()->get() ? "true" : "false");
     else c.wrong(*stop, "bench.target.stop", "true or false");
   }
+  if (const toml::node* min_steps = t->get("min_steps"))
+    if (auto n = c.integer(*min_steps, "bench.target.min_steps", 0)) text += ", min_steps = " + std::to_string(*n);
   return {"run.target=" + text + " }"};
 }
 

@@ -235,27 +235,33 @@ std::string plot_time_to_target(const BenchResults& r) {
 
 // The per-variant table as rows of cells (header first).
 std::vector<std::vector<std::string>> variant_table(const BenchResults& r) {
+  const bool at_step = r.target.min_steps > 0;
   std::vector<std::vector<std::string>> rows = {
       {"variant", "reached target", "time to target (s)", "steps to target", "backward passes to target",
        "final " + r.target.metric, "predicted steps (%)", "roll-backs", "speedup vs " + r.baseline}};
+  if (at_step) rows[0].insert(rows[0].begin() + 6, r.target.metric + " at step " + std::to_string(r.target.min_steps));
   for (const auto& s : r.stats) {
     rows.push_back({s.name, std::to_string(s.reached) + "/" + std::to_string(s.runs), cell(s.seconds), cell(s.steps),
                     cell(s.backward_passes), cell(s.final_metric), cell(s.predicted_fraction, 100.0),
                     cell(s.rollbacks), s.name == r.baseline ? "1 (baseline)" : cell(s.speedup)});
+    if (at_step) rows.back().insert(rows.back().begin() + 6, cell(s.metric_at_step));
   }
   return rows;
 }
 
 std::vector<std::vector<std::string>> run_table(const BenchResults& r) {
+  const bool at_step = r.target.min_steps > 0;
   std::vector<std::vector<std::string>> rows = {{"#", "run", "status", "time to target (s)", "steps to target",
                                                  "backward passes", "final " + r.target.metric, "predicted (%)",
                                                  "roll-backs", "log"}};
+  if (at_step) rows[0].insert(rows[0].begin() + 7, r.target.metric + " at step " + std::to_string(r.target.min_steps));
   for (std::size_t i = 0; i < r.runs.size(); ++i) {
     const RunRecord& run = r.runs[i];
     std::vector<std::string> row = {std::to_string(i + 1), run.name};
     if (!run.finished) {
       std::string status = run.exit_code ? "failed (exit " + std::to_string(*run.exit_code) + ")" : "not finished";
       row.insert(row.end(), {status, "—", "—", "—", "—", "—", "—", run.log});
+      if (at_step) row.insert(row.begin() + 7, "—");
       rows.push_back(row);
       continue;
     }
@@ -272,6 +278,10 @@ std::vector<std::vector<std::string>> run_table(const BenchResults& r) {
                            short_number(t.backward_passes), std::isfinite(final_metric) ? short_number(final_metric) : "—",
                            short_number(100.0 * number(run.summary, "predicted_fraction")),
                            short_number(number(run.summary, "rollbacks")), run.log});
+    if (at_step) {
+      std::optional<double> x = metric_at_step(run, r.target.metric, r.target.min_steps);
+      row.insert(row.begin() + 7, x ? short_number(*x) : "—");
+    }
     rows.push_back(row);
   }
   return rows;
@@ -344,7 +354,8 @@ BenchResults collect_results(const BenchManifest& bench, const std::vector<Plann
       if (o.name == p.name && !o.skipped) rec.exit_code = o.exit_code;
     r.runs.push_back(std::move(rec));
   }
-  for (const auto& v : r.variants) r.stats.push_back(variant_stats(r.runs, v, r.baseline, r.target.metric));
+  for (const auto& v : r.variants)
+    r.stats.push_back(variant_stats(r.runs, v, r.baseline, r.target.metric, r.target.min_steps));
   return r;
 }
 

@@ -179,11 +179,21 @@ std::vector<double> speedups(const std::vector<RunRecord>& runs, const std::stri
   return out;
 }
 
+std::optional<double> metric_at_step(const RunRecord& run, const std::string& metric, std::int64_t step) {
+  for (const auto& e : run.evals) {
+    const auto* s = e.if_contains("step");
+    const auto* m = e.if_contains(metric);
+    if (s && s->is_number() && m && m->is_number() && s->to_number<double>() >= static_cast<double>(step))
+      return m->to_number<double>();
+  }
+  return std::nullopt;
+}
+
 VariantStats variant_stats(const std::vector<RunRecord>& runs, const std::string& variant,
-                           const std::string& baseline, const std::string& metric) {
+                           const std::string& baseline, const std::string& metric, std::int64_t at_step) {
   VariantStats v;
   v.name = variant;
-  std::vector<double> seconds, steps, backward, final_metric, fraction, rollbacks;
+  std::vector<double> seconds, steps, backward, final_metric, at_step_metric, fraction, rollbacks;
   for (const auto& r : runs) {
     if (r.variant != variant) continue;
     ++v.runs;
@@ -196,6 +206,8 @@ VariantStats variant_stats(const std::vector<RunRecord>& runs, const std::string
     backward.push_back(s.backward_passes);
     if (const auto* m = r.summary.if_contains("final_metrics"); m && m->is_object())
       if (const auto* x = m->as_object().if_contains(metric); x && x->is_number()) final_metric.push_back(x->to_number<double>());
+    if (at_step > 0)
+      if (auto x = metric_at_step(r, metric, at_step)) at_step_metric.push_back(*x);
     fraction.push_back(number(r.summary, "predicted_fraction"));
     rollbacks.push_back(number(r.summary, "rollbacks"));
   }
@@ -203,6 +215,7 @@ VariantStats variant_stats(const std::vector<RunRecord>& runs, const std::string
   v.steps = spread(steps);
   v.backward_passes = spread(backward);
   v.final_metric = spread(final_metric);
+  v.metric_at_step = spread(at_step_metric);
   v.predicted_fraction = spread(fraction);
   v.rollbacks = spread(rollbacks);
   v.speedup = spread(speedups(runs, baseline, variant));
@@ -241,7 +254,10 @@ boost::json::object results_json(const BenchResults& res) {
   bench["baseline"] = res.baseline;
   bench["seeds"] = boost::json::value_from(res.seeds);
   bench["budget"] = res.budget;
-  bench["target"] = {{"metric", res.target.metric}, {"value", res.target.value}, {"maximize", res.target.maximize}};
+  bench["target"] = {{"metric", res.target.metric},
+                     {"value", res.target.value},
+                     {"maximize", res.target.maximize},
+                     {"min_steps", res.target.min_steps}};
   boost::json::array variants;
   for (std::size_t i = 0; i < res.variants.size(); ++i)
     variants.push_back({{"name", res.variants[i]}, {"overrides", boost::json::value_from(res.overrides[i])}});
@@ -294,6 +310,7 @@ boost::json::object results_json(const BenchResults& res) {
                      {"steps_to_target", spread_json(v.steps)},
                      {"backward_passes_to_target", spread_json(v.backward_passes)},
                      {"final_metric", spread_json(v.final_metric)},
+                     {"metric_at_step", spread_json(v.metric_at_step)},
                      {"predicted_fraction", spread_json(v.predicted_fraction)},
                      {"rollbacks", spread_json(v.rollbacks)},
                      {"speedup", spread_json(v.speedup)}});

@@ -88,12 +88,17 @@ struct VariantStats {
   Spread steps;
   Spread backward_passes;
   Spread final_metric;        // the target metric at the last evaluation (at the target or the budget)
+  Spread metric_at_step;      // the target metric at the first evaluation at or after target.min_steps
   Spread predicted_fraction;
   Spread rollbacks;
   Spread speedup;             // against the baseline
 };
+// at_step > 0: metric_at_step is taken at the first evaluation at or after that step.
 VariantStats variant_stats(const std::vector<RunRecord>& runs, const std::string& variant,
-                           const std::string& baseline, const std::string& metric);
+                           const std::string& baseline, const std::string& metric, std::int64_t at_step = 0);
+
+// The metric at the run's first evaluation at or after `step`; none if it has none.
+std::optional<double> metric_at_step(const RunRecord& run, const std::string& metric, std::int64_t step);
 
 // Where and when the suite ran.
 struct MachineInfo {

@@ -530,14 +530,18 @@ void Engine::maybe_evaluate(bool force) {
   bool due = every > 0 && state_.step / every > last_eval_step_ / every;
   if (!(due || (force && last_eval_step_ != state_.step))) return;
   Metrics m = evaluate();
-  if (target_reached(m)) {
-    logger_->info("target {} reached at step {} after {:.2f}s of training{}", manifest_.run.target->metric, state_.step,
-                  summary_.train_seconds, manifest_.run.target->stop ? "" : "; going on to max_steps");
-    if (manifest_.run.target->stop) {
-      summary_.status = "target_reached";
-      stop_ = true;
-    }
-  } else if (early_stop_now(m)) {
+  const auto& target = manifest_.run.target;
+  const bool reached_now = target_reached(m);
+  if (reached_now)
+    logger_->info("target {} reached at step {} after {:.2f}s of training{}", target->metric, state_.step,
+                  summary_.train_seconds,
+                  !target->stop                      ? "; going on to max_steps"
+                  : state_.step < target->min_steps ? fmt::format("; going on to step {}", target->min_steps)
+                                                     : std::string());
+  if (target && target->stop && summary_.seconds_to_target && state_.step >= target->min_steps) {
+    summary_.status = "target_reached";
+    stop_ = true;
+  } else if (!reached_now && early_stop_now(m)) {
     logger_->info("early stopping at step {}: {} did not improve for {} evaluations", state_.step,
                   manifest_.run.early_stop->metric, manifest_.run.early_stop->patience);
     summary_.status = "early_stopped";

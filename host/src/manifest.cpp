@@ -310,6 +310,10 @@ std::vector<OptionSpec> goal_specs(bool early_stop) {
     specs.push_back(option_bool("stop", true,
                                 "stop the run when the target is reached (false: record time to target and go on "
                                 "to max_steps, for the final metric at the budget)"));
+    specs.push_back(option_int("min_steps", 0,
+                               "with stop = true, a run that reaches the target earlier goes on to this many "
+                               "step-equivalents first (for the metric at a budget as well as the time to target)",
+                               0));
   }
   return specs;
 }
@@ -431,6 +435,7 @@ ResolvedManifest resolve(const Manifest& manifest, PluginLoader& loader) {
     } else {
       goal.value = g.get_float("value");
       goal.stop = g.get_bool("stop");
+      goal.min_steps = g.get_int("min_steps");
       rc.target = goal;
     }
   }
@@ -494,7 +499,9 @@ std::string ResolvedManifest::to_toml() const {
   auto goal = [&](const char* key, const MetricGoal& g, bool early) {
     os << key << " = { metric = \"" << g.metric << "\", mode = \"" << (g.maximize ? "max" : "min") << "\", ";
     if (early) os << "patience = " << g.patience << ", min_delta = " << hpt::to_toml(g.value) << " }\n";
-    else os << "value = " << hpt::to_toml(g.value) << ", stop = " << (g.stop ? "true" : "false") << " }\n";
+    else
+      os << "value = " << hpt::to_toml(g.value) << ", stop = " << (g.stop ? "true" : "false")
+         << ", min_steps = " << g.min_steps << " }\n";
   };
   if (run.target) goal("target", *run.target, false);
   if (run.early_stop) goal("early_stop", *run.early_stop, true);

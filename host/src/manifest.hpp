@@ -44,6 +44,7 @@ struct MetricGoal {
   std::int64_t patience = 0;
   bool maximize = true;     // accuracy-like metrics rise, loss-like ones fall
   bool stop = true;         // target: stop the run when reached (false: record and go on)
+  std::int64_t min_steps = 0;  // target, with stop: go on to at least this many step-equivalents
 };
 
 // [run], validated.
