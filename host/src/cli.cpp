@@ -93,6 +93,7 @@ const char* kBenchHelp =
     "  seeds = [0, 1, 2, 3, 4]\n"
     "  baseline = \"baseline\"                          # the variant speedups are measured against\n"
     "  target = { metric = \"val_accuracy\", value = 0.895 }   # default: the base's run.target\n"
+    "                                  # also stop = false, min_steps = N: as in run.target\n"
     "  budget = 20000                                  # run.max_steps (default: the base's)\n"
     "  runs_dir = \"runs/bench/fm16\"                   # default: runs/bench/<name>\n"
     "  [[variant]]\n"
