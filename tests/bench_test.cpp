@@ -87,6 +87,15 @@ class BadBench : public ::testing::Test {
     dir.write("base.toml", kBase);
     return dir.write("bench.toml", text);
   }
+  // A one-variant bench whose target (line 5) ends with `extra`; `expected` is the error after "path:5:".
+  void expect_bad_target(const std::string& extra, const std::string& expected) {
+    std::string path = write_bench("[bench]\nbase = \"base.toml\"\nseeds = [0]\nbaseline = \"a\"\n"
+                                   "target = { metric = \"val_loss\", value = 0.5, " + extra +
+                                   " }\n[[variant]]\nname = \"a\"\n");
+    auto r = run_hpt({"bench", path});
+    EXPECT_EQ(r.code, 2);
+    EXPECT_THAT(r.err, HasSubstr(path + ":5:" + expected));
+  }
   TempDir dir;
 };
 
@@ -114,21 +123,12 @@ TEST_F(BadBench, WrongTypeNamesExpectedAndGiven) {
 }
 
 TEST_F(BadBench, TargetStopMustBeABoolean) {
-  std::string path = write_bench(
-      "[bench]\nbase = \"base.toml\"\nseeds = [0]\nbaseline = \"a\"\n"
-      "target = { metric = \"val_loss\", value = 0.5, stop = \"no\" }\n[[variant]]\nname = \"a\"\n");
-  auto r = run_hpt({"bench", path});
-  EXPECT_EQ(r.code, 2);
-  EXPECT_THAT(r.err, HasSubstr(path + ":5:53: 'bench.target.stop' must be true or false, got a string \"no\""));
+  expect_bad_target("stop = \"no\"", "53: 'bench.target.stop' must be true or false, got a string \"no\"");
 }
 
 TEST_F(BadBench, TargetMinStepsMustBeANonNegativeInteger) {
-  std::string path = write_bench(
-      "[bench]\nbase = \"base.toml\"\nseeds = [0]\nbaseline = \"a\"\n"
-      "target = { metric = \"val_loss\", value = 0.5, min_steps = -5 }\n[[variant]]\nname = \"a\"\n");
-  auto r = run_hpt({"bench", path});
-  EXPECT_EQ(r.code, 2);
-  EXPECT_THAT(r.err, HasSubstr(path + ":5:58: 'bench.target.min_steps' must be an integer >= 0, got an integer -5"));
+  expect_bad_target("min_steps = -5",
+                    "58: 'bench.target.min_steps' must be an integer >= 0, got an integer -5");
 }
 
 TEST_F(BadBench, BaselineMustNameAVariant) {

@@ -144,9 +144,14 @@ TEST(Engine, TargetStopsTheRunAndRecordsTimeToTarget) {
   EXPECT_NEAR(*s.seconds_to_target, s.train_seconds, 1e-12);
 }
 
+// A 400-step synthetic run with run.target = { metric = "val_loss", value = 0.5<extra> }.
+hpt::host::RunSummary run_to_target(const std::string& extra) {
+  return build(kSynthetic, {"run.max_steps=400", "run.target={metric=\"val_loss\", value=0.5" + extra + "}"})
+      .engine->run();
+}
+
 TEST(Engine, TargetWithoutStopRecordsTimeToTargetAndGoesOnToTheBudget) {
-  auto b = build(kSynthetic, {"run.max_steps=400", "run.target={metric=\"val_loss\", value=0.5, stop=false}"});
-  auto s = b.engine->run();
+  auto s = run_to_target(", stop=false");
   EXPECT_EQ(s.status, "completed");
   EXPECT_EQ(s.steps, 400);
   ASSERT_TRUE(s.steps_to_target.has_value());
@@ -157,8 +162,7 @@ TEST(Engine, TargetWithoutStopRecordsTimeToTargetAndGoesOnToTheBudget) {
 }
 
 TEST(Engine, TargetWithMinStepsGoesOnToThemBeforeStopping) {
-  auto b = build(kSynthetic, {"run.max_steps=400", "run.target={metric=\"val_loss\", value=0.5, min_steps=300}"});
-  auto s = b.engine->run();
+  auto s = run_to_target(", min_steps=300");
   EXPECT_EQ(s.status, "target_reached");
   EXPECT_EQ(s.steps, 300);
   ASSERT_TRUE(s.steps_to_target.has_value());
@@ -166,11 +170,9 @@ TEST(Engine, TargetWithMinStepsGoesOnToThemBeforeStopping) {
 }
 
 TEST(Engine, TargetReachedAfterMinStepsStopsThere) {
-  auto early = build(kSynthetic, {"run.max_steps=400", "run.target={metric=\"val_loss\", value=0.5}"})
-                   .engine->run();
+  auto early = run_to_target("");
   ASSERT_TRUE(early.steps_to_target.has_value());
-  auto b = build(kSynthetic, {"run.max_steps=400", "run.target={metric=\"val_loss\", value=0.5, min_steps=20}"});
-  auto s = b.engine->run();
+  auto s = run_to_target(", min_steps=20");
   EXPECT_EQ(s.status, "target_reached");
   EXPECT_EQ(s.steps, *early.steps_to_target);
 }
