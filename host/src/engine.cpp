@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <torch/utils.h>
 #include <spdlog/spdlog.h>
 
 namespace hpt::host {
