@@ -132,7 +132,8 @@ class LinearDynamics : public hpt::DynamicsModel {
         max_scale_(options.get_float("max_scale")),
         min_step_decay_(options.get_float("min_step_decay")),
         bound_sigmas_(options.get_float("bound_sigmas")),
-        average_decay_(options.get_float("average_decay")) {
+        average_decay_(options.get_float("average_decay")),
+        average_lag_(average_decay_ / (1.0 - average_decay_)) {
     if (min_step_decay_ <= 0.0) throw hpt::BadInput("dynamics linear: min_step_decay must be > 0");
   }
 
@@ -192,7 +193,7 @@ class LinearDynamics : public hpt::DynamicsModel {
     // One-step-ahead error of the scaled direction, with the gains before this step.
     double error = 0.0;
     for (std::size_t g = 0; g < groups; ++g) {
-      const double k = std::clamp(gain_[g], 0.0, max_scale_);  // the scale forecast() would give
+      const double k = real_step_scale(g);  // forecast() multiplies it by step_gain
       error += uu[g] - 2.0 * k * ud[g] + k * k * dd[g];
     }
     const double explained = uu_all > 0.0 ? 1.0 - error / uu_all : 0.0;
@@ -244,11 +245,8 @@ class LinearDynamics : public hpt::DynamicsModel {
       f.loss_high.push_back(mean + band);
     }
     f.direction = direction_;
-    if (average_decay_ > 0.0) {
-      const double lag = average_decay_ / (1.0 - average_decay_);
-      for (std::size_t p = 0; p < offset_.size(); ++p)
-        f.offset.push_back(offset_[p] + direction_[p] * (lag * std::clamp(gain_[layout_.group_of[p]], 0.0, max_scale_)));
-    }
+    if (average_decay_ > 0.0)
+      for (std::size_t p = 0; p < offset_.size(); ++p) f.offset.push_back(offset_[p] + lag_drift(p));
     return f;
   }
 
@@ -302,15 +300,22 @@ class LinearDynamics : public hpt::DynamicsModel {
   }
 
  private:
-  // o = average_decay * (o - u); after a kept phase o first restarts from -lag * s_g * d.
+  // The fitted scale of one real step along the direction, in group g.
+  double real_step_scale(std::size_t g) const { return std::clamp(gain_[g], 0.0, max_scale_); }
+
+  // lag * s_g * d for parameter p: how far a steady trajectory's average trails its weights.
+  torch::Tensor lag_drift(std::size_t p) const {
+    return direction_[p] * (average_lag_ * real_step_scale(layout_.group_of[p]));
+  }
+
+  // o = average_decay * (o - u), in place (forecasts hold their own sums); after a kept
+  // phase o first restarts from -lag * s_g * d.
   void track_average(const hpt::StepRecord& record) {
     const bool after_phase = last_step_ > 0 && record.step > last_step_ + 1;
-    const double lag = average_decay_ / (1.0 - average_decay_);
     for (std::size_t p = 0; p < record.update.size(); ++p) {
       if (offset_.size() <= p) offset_.push_back(torch::zeros_like(record.update[p]));
-      if (after_phase)
-        offset_[p] = direction_[p] * (-lag * std::clamp(gain_[layout_.group_of[p]], 0.0, max_scale_));
-      offset_[p] = (offset_[p] - record.update[p]) * average_decay_;
+      if (after_phase) offset_[p] = -lag_drift(p);
+      offset_[p].sub_(record.update[p]).mul_(average_decay_);
     }
     last_step_ = record.step;
   }
@@ -335,6 +340,7 @@ class LinearDynamics : public hpt::DynamicsModel {
   double min_step_decay_;
   double bound_sigmas_;
   double average_decay_;
+  double average_lag_;  // average_decay / (1 - average_decay): steps the weight average trails
 
   hpt::ParameterLayout layout_;
   std::int64_t observations_ = 0;
