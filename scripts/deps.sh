@@ -7,7 +7,7 @@ HPT_PACKAGES=(
   cmake ninja-build g++ pkg-config
   libtorch-dev libopenblas0-pthread libgloo-dev
   libboost1.81-dev libboost-json1.81-dev libboost-filesystem1.81-dev
-  libtomlplusplus-dev libspdlog-dev libfmt-dev
+  libtomlplusplus-dev libspdlog-dev libfmt-dev libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev zlib1g-dev libssl-dev
   dataset-fashion-mnist fortunes
 )

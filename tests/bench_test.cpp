@@ -8,8 +8,8 @@
 
 #include <boost/json.hpp>
 
-#include "bench_results.hpp"
-#include "svg_plot.hpp"
+#include "bench/bench_results.hpp"
+#include "bench/svg_plot.hpp"
 #include "test_support.hpp"
 
 using hpt::test::read_file;

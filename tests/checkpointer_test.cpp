@@ -6,9 +6,9 @@
 #include <boost/json.hpp>
 #include <torch/serialize.h>
 
-#include "checkpoint_manifest.hpp"
-#include "checkpoint_tools.hpp"
-#include "plugin_loader.hpp"
+#include "checkpoint_format/checkpoint_manifest.hpp"
+#include "checkpoint/checkpoint_tools.hpp"
+#include "plugins/plugin_loader.hpp"
 #include "test_support.hpp"
 
 using hpt::test::TempDir;

@@ -2,8 +2,8 @@
 // and every [run] key; every manifest shipped in configs/ is valid.
 #include <filesystem>
 
-#include "manifest.hpp"
-#include "plugin_loader.hpp"
+#include "config/manifest.hpp"
+#include "plugins/plugin_loader.hpp"
 #include "test_support.hpp"
 
 namespace {

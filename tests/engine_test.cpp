@@ -1,7 +1,7 @@
 // The engine: full training writes an honest run directory, stops at targets and on
 // early stopping, fails clearly on NaN; predicted steps apply exactly the forecast,
 // run no forward or backward pass, and roll back bit for bit.
-#include "engine.hpp"
+#include "engine/engine.hpp"
 
 #include <boost/json.hpp>
 

@@ -6,12 +6,12 @@
 #include <cmath>
 #include <sstream>
 
-#include "engine.hpp"
+#include "engine/engine.hpp"
 #include "hpt/correction.hpp"
 #include "hpt/dynamics.hpp"
 #include "hpt/phase.hpp"
-#include "manifest.hpp"
-#include "plugin_loader.hpp"
+#include "config/manifest.hpp"
+#include "plugins/plugin_loader.hpp"
 #include "test_support.hpp"
 
 namespace {

@@ -1,6 +1,6 @@
 // The manifest's error messages: every kind of bad input names its position, what was
 // expected and what was given, and the CLI exits with 2.
-#include "manifest.hpp"
+#include "config/manifest.hpp"
 
 #include "test_support.hpp"
 
@@ -113,3 +113,20 @@ TEST(Manifest, ClosestNameOnlySuggestsNearWords) {
 }
 
 }  // namespace
+
+// The resolved manifest is written by toml++: a string with control characters, quotes
+// and backslashes reads back as itself, and so does every float.
+TEST(Manifest, ResolvedManifestReadsBackExactly) {
+  TempDir dir;
+  std::string path = dir.write("m.toml", kGood);
+  const std::string label = std::string("a\tb\x01") + "c\"d\\e";
+  auto m = hpt::host::Manifest::load(path, {"optimizer.lr=0.0060000000000000001", "optimizer.momentum=0.9"});
+  auto resolved = hpt::host::resolve(m, hpt::test::built_plugins());
+  resolved.run.name = label;
+  std::string text = resolved.to_toml();
+  auto again = hpt::host::Manifest::parse(text, "resolved.toml");
+  EXPECT_EQ(again.table()["run"]["name"].value<std::string>(), label) << text;
+  EXPECT_EQ(again.table()["optimizer"]["lr"].value<double>(), 0.006) << text;
+  EXPECT_EQ(again.table()["optimizer"]["momentum"].value<double>(), 0.9) << text;
+  EXPECT_EQ(again.table()["optimizer"]["plugin"].value<std::string>(), "sgd") << text;
+}

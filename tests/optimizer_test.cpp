@@ -9,7 +9,7 @@
 #include "hpt/gradient_clipping.hpp"
 #include "hpt/lr_schedule.hpp"
 #include "hpt/optimizer.hpp"
-#include "plugin_loader.hpp"
+#include "plugins/plugin_loader.hpp"
 #include "test_support.hpp"
 
 using ::testing::HasSubstr;

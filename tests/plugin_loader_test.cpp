@@ -1,6 +1,6 @@
 // The plugin loader refuses every broken or mismatched library with a message that
 // names both sides, and the CLI turns that into exit code 2.
-#include "plugin_loader.hpp"
+#include "plugins/plugin_loader.hpp"
 
 #include "test_support.hpp"
 

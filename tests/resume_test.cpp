@@ -16,8 +16,8 @@
 
 #include <torch/script.h>
 
-#include "checkpoint_tools.hpp"
-#include "engine.hpp"
+#include "checkpoint/checkpoint_tools.hpp"
+#include "engine/engine.hpp"
 #include "test_support.hpp"
 
 using hpt::test::read_file;

@@ -12,7 +12,7 @@
 #include <sstream>
 
 #include "hpt/hpt.hpp"
-#include "plugin_loader.hpp"
+#include "plugins/plugin_loader.hpp"
 #include "test_support.hpp"
 
 // The encoder, the GRU ensemble and the LinUCB core live inside plugin libraries, which export only their

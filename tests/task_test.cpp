@@ -12,7 +12,7 @@
 
 #include <torch/script.h>
 
-#include "plugin_loader.hpp"
+#include "plugins/plugin_loader.hpp"
 #include "test_support.hpp"
 
 using hpt::test::TempDir;

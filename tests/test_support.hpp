@@ -10,8 +10,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "cli.hpp"
-#include "plugin_loader.hpp"
+#include "cli/cli.hpp"
+#include "plugins/plugin_loader.hpp"
 
 namespace hpt::test {
 

@@ -24,8 +24,8 @@
 #include <iostream>
 #include <sstream>
 
-#include "checkpoint_snapshot.hpp"
-#include "plugin_loader.hpp"
+#include "checkpoint/checkpoint_snapshot.hpp"
+#include "plugins/plugin_loader.hpp"
 
 namespace {
 

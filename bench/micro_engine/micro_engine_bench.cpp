@@ -19,9 +19,9 @@
 #include <string>
 #include <unistd.h>
 
-#include "engine.hpp"
-#include "manifest.hpp"
-#include "plugin_loader.hpp"
+#include "engine/engine.hpp"
+#include "config/manifest.hpp"
+#include "plugins/plugin_loader.hpp"
 
 namespace {
 

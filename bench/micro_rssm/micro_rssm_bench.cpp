@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "hpt/hpt.hpp"
-#include "plugin_loader.hpp"
+#include "plugins/plugin_loader.hpp"
 #include "state_features.hpp"
 
 namespace {

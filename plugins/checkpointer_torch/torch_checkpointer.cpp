@@ -23,8 +23,8 @@
 
 #include <spdlog/spdlog.h>
 
-#include "checkpoint_manifest.hpp"
-#include "checkpoint_writer.hpp"
+#include "checkpoint_format/checkpoint_manifest.hpp"
+#include "checkpoint_format/checkpoint_writer.hpp"
 #include "hpt/hpt.hpp"
 
 namespace {

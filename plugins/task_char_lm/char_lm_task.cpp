@@ -13,10 +13,10 @@
 #include <cstdint>
 #include <optional>
 
-#include "epoch_sampler.hpp"
+#include "task_support/epoch_sampler.hpp"
 #include "hpt/hpt.hpp"
-#include "losses.hpp"
-#include "seeding.hpp"
+#include "task_support/losses.hpp"
+#include "task_support/seeding.hpp"
 #include "text_corpus.hpp"
 #include "transformer_lm.hpp"
 

@@ -12,12 +12,12 @@
 
 #include <torch/nn/modules/container/any.h>
 
-#include "epoch_sampler.hpp"
+#include "task_support/epoch_sampler.hpp"
 #include "hpt/hpt.hpp"
 #include "idx_file.hpp"
-#include "losses.hpp"
-#include "mlp.hpp"
-#include "seeding.hpp"
+#include "task_support/losses.hpp"
+#include "task_support/mlp.hpp"
+#include "task_support/seeding.hpp"
 #include "small_cnn.hpp"
 
 namespace {

@@ -12,11 +12,11 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 
-#include "epoch_sampler.hpp"
+#include "task_support/epoch_sampler.hpp"
 #include "hpt/hpt.hpp"
-#include "losses.hpp"
-#include "mlp.hpp"
-#include "seeding.hpp"
+#include "task_support/losses.hpp"
+#include "task_support/mlp.hpp"
+#include "task_support/seeding.hpp"
 
 namespace {
 

@@ -12,11 +12,11 @@
 #include <cstdint>
 #include <filesystem>
 
-#include "epoch_sampler.hpp"
+#include "task_support/epoch_sampler.hpp"
 #include "hpt/hpt.hpp"
-#include "losses.hpp"
+#include "task_support/losses.hpp"
 #include "script_model.hpp"
-#include "seeding.hpp"
+#include "task_support/seeding.hpp"
 #include "tensor_file.hpp"
 
 namespace {

@@ -1,5 +1,6 @@
 #include "hpt/options.hpp"
 
+#include <cstdio>
 #include <sstream>
 #include <string>
 
@@ -22,11 +23,21 @@ const char* to_string(OptionType type) {
 
 namespace {
 
+// A TOML basic string: quotes, backslashes and control characters escaped.
 std::string quote(const std::string& s) {
   std::string out = "\"";
   for (char c : s) {
-    if (c == '"' || c == '\\') out += '\\';
-    out += c;
+    auto u = static_cast<unsigned char>(c);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (u < 0x20 || u == 0x7f) {
+      char escaped[8];
+      std::snprintf(escaped, sizeof escaped, "\\u%04X", u);
+      out += escaped;
+    } else {
+      out += c;
+    }
   }
   return out + "\"";
 }

@@ -1,0 +1,68 @@
+// The bench manifest of `hpt bench`: a base run manifest, variants (each a name and
+// a set of overrides), seeds, the target, the budget and which variant is the baseline.
+//
+//   [bench]
+//   name = "fm16"                          # default: the file's name
+//   base = "../configs/fm16_baseline.toml" # relative to the bench file
+//   seeds = [0, 1, 2, 3, 4]
+//   baseline = "baseline"
+//   target = { metric = "val_accuracy", value = 0.895 }  # default: the base's run.target
+//   budget = 20000                         # run.max_steps of every run (default: the base's)
+//   runs_dir = "runs/bench/fm16"           # default: runs/bench/<name>
+//
+//   [[variant]]
+//   name = "hybrid_linear"
+//   overrides = ['dynamics.plugin="linear"']
+//   [variant.set]                          # key.path = value, the same as an override
+//   "optimizer.lr" = 3e-3
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "config/manifest.hpp"
+
+namespace hpt::host {
+
+struct BenchVariant {
+  std::string name;
+  std::vector<std::string> overrides;  // "key.path=value": `overrides` first, then `set`
+  std::string where;                   // file:line:column of the variant's table
+};
+
+struct BenchManifest {
+  std::string path;                    // the bench file
+  std::string name;
+  std::string base;                    // absolute path of the base run manifest
+  std::vector<std::int64_t> seeds;
+  std::string baseline;
+  std::vector<std::string> target;     // "run.target=..." when bench.target is given
+  std::optional<std::int64_t> budget;
+  std::string runs_dir;                // absolute
+  std::vector<BenchVariant> variants;
+};
+
+// Parses and validates `path`. Every problem is reported with file:line:column, what
+// was expected and what was given, in one hpt::BadInput.
+BenchManifest load_bench_manifest(const std::string& path);
+
+// One run of the suite: a variant at a seed, its command-line overrides and the run
+// manifest they resolve to.
+struct PlannedRun {
+  std::string variant;
+  std::int64_t seed = 0;
+  std::string name;                    // <variant>-s<seed>
+  std::string run_dir;                 // <runs_dir>/runs/<name>
+  std::vector<std::string> overrides;  // for `hpt run BASE overrides...`
+  ResolvedManifest resolved;
+};
+
+// Every run in the order they go: seed-major, variants interleaved (A B C, A B C, ...).
+// Resolves each run's manifest as `hpt run` will (loading the plugins it names), so a
+// typo in a variant fails here, with hpt::BadInput naming the variant, rather than
+// hours into the suite. The suite needs a target (bench.target or the base's run.target).
+std::vector<PlannedRun> plan_runs(const BenchManifest& bench);
+
+}  // namespace hpt::host

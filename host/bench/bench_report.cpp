@@ -1,0 +1,449 @@
+#include "bench/bench_report.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <iomanip>
+#include <limits>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "output/run_directory.hpp"
+#include "bench/svg_plot.hpp"
+
+namespace hpt::host {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr std::size_t kLossPoints = 400;  // loss curve bins per run
+constexpr int kPlotWidth = 1180;
+
+const std::vector<std::string> kPalette = {"#0072B2", "#D55E00", "#009E73", "#CC79A7",
+                                           "#E69F00", "#56B4E9", "#000000", "#8C564B"};
+const std::vector<std::pair<std::string, std::string>> kPhaseColors = {
+    {"full", "#4e79a7"}, {"predicted", "#59a14f"}, {"correct", "#f28e2b"}};
+const char* kProbeColor = "#7b3294";
+const char* kRollbackColor = "#d62728";
+
+std::string color_of(const BenchResults& r, const std::string& variant) {
+  auto it = std::find(r.variants.begin(), r.variants.end(), variant);
+  return kPalette[static_cast<std::size_t>(it - r.variants.begin()) % kPalette.size()];
+}
+
+std::string phase_color(const std::string& kind) {
+  for (const auto& [k, c] : kPhaseColors)
+    if (k == kind) return c;
+  return "#999999";
+}
+
+double number(const boost::json::object& o, const char* key) {
+  const auto* v = o.if_contains(key);
+  return v && v->is_number() ? v->to_number<double>() : std::numeric_limits<double>::quiet_NaN();
+}
+
+// "12.3 (10.1–15.0)", or "—" without data; `scale` multiplies every value (100 for %).
+std::string cell(const Spread& s, double scale = 1.0) {
+  if (s.count == 0) return "—";
+  std::string m = short_number(s.median * scale);
+  if (s.count == 1 || s.min == s.max) return m;
+  return m + " (" + short_number(s.min * scale) + "–" + short_number(s.max * scale) + ")";
+}
+
+std::string goal_text(const MetricGoal& g) {
+  return g.metric + (g.maximize ? " ≥ " : " ≤ ") + short_number(g.value);
+}
+
+std::string machine_text(const MachineInfo& m) {
+  return m.arch + ", " + std::to_string(m.cores) + " cores, " + m.cpu_model;
+}
+
+// Per variant: (median, min, max) of the target metric at each time any of its runs
+// evaluated, each run holding its latest evaluation (runs without one yet left out).
+struct MetricCurve {
+  std::vector<CurvePoint> median, lower, upper;
+};
+
+MetricCurve metric_over_time(const std::vector<const RunRecord*>& runs, const std::string& metric) {
+  std::set<double> times;
+  std::vector<std::vector<CurvePoint>> curves;
+  for (const auto* r : runs) {
+    std::vector<CurvePoint> c;
+    for (const auto& e : r->evals) {
+      double t = number(e, "train_seconds"), v = number(e, metric.c_str());
+      if (std::isfinite(t) && std::isfinite(v)) c.push_back({t, v});
+    }
+    for (const auto& p : c) times.insert(p.x);
+    curves.push_back(std::move(c));
+  }
+  MetricCurve out;
+  for (double t : times) {
+    std::vector<double> values;
+    for (const auto& c : curves) {
+      auto after = std::upper_bound(c.begin(), c.end(), t, [](double x, const CurvePoint& p) { return x < p.x; });
+      if (after != c.begin()) values.push_back(std::prev(after)->y);
+    }
+    Spread s = spread(values);
+    out.median.push_back({t, s.median});
+    out.lower.push_back({t, s.min});
+    out.upper.push_back({t, s.max});
+  }
+  return out;
+}
+
+// Per variant: (median, min, max) of the binned training loss at each bin.
+MetricCurve loss_over_steps(const std::vector<const RunRecord*>& runs) {
+  std::map<double, std::vector<double>> at;
+  for (const auto* r : runs)
+    for (const auto& p : r->loss)
+      if (std::isfinite(p.y)) at[p.x].push_back(p.y);
+  MetricCurve out;
+  for (const auto& [x, values] : at) {
+    Spread s = spread(values);
+    out.median.push_back({x, s.median});
+    out.lower.push_back({x, s.min});
+    out.upper.push_back({x, s.max});
+  }
+  return out;
+}
+
+std::vector<const RunRecord*> runs_of(const BenchResults& r, const std::string& variant) {
+  std::vector<const RunRecord*> out;
+  for (const auto& run : r.runs)
+    if (run.variant == variant) out.push_back(&run);
+  return out;
+}
+
+std::string plot_metric_vs_time(const BenchResults& r) {
+  const std::string& metric = r.target.metric;
+  SvgPlot plot("metric-time", kPlotWidth, 440, "(b) " + metric + " against training time",
+               "training wall-clock time (s, evaluation excluded)", metric);
+  double t_max = 0, lo = r.target.value, hi = r.target.value;
+  std::vector<MetricCurve> curves;
+  for (const auto& v : r.variants) {
+    curves.push_back(metric_over_time(runs_of(r, v), metric));
+    for (const auto& p : curves.back().lower) lo = std::min(lo, p.y), t_max = std::max(t_max, p.x);
+    for (const auto& p : curves.back().upper) hi = std::max(hi, p.y);
+  }
+  double pad = 0.05 * (hi - lo);
+  plot.x_range(0, t_max * 1.02);
+  plot.y_range(lo - pad, hi + pad, false);
+  for (std::size_t i = 0; i < r.variants.size(); ++i) {
+    std::string c = color_of(r, r.variants[i]);
+    plot.band(curves[i].lower, curves[i].upper, c);
+    plot.line(curves[i].median, c, 2.2);
+    plot.legend(r.variants[i] + " (median)", c, SvgPlot::Swatch::Line);
+  }
+  plot.legend("min–max over seeds", "#555", SvgPlot::Swatch::Band);
+  plot.reference(r.target.value, "target " + goal_text(r.target));
+  return plot.render();
+}
+
+std::string plot_loss_vs_step(const BenchResults& r) {
+  std::vector<MetricCurve> curves;
+  double lo = std::numeric_limits<double>::infinity(), hi = 0, s_max = 0;
+  for (const auto& v : r.variants) {
+    curves.push_back(loss_over_steps(runs_of(r, v)));
+    for (const auto& p : curves.back().lower) lo = std::min(lo, p.y), s_max = std::max(s_max, p.x);
+    for (const auto& p : curves.back().upper) hi = std::max(hi, p.y);
+  }
+  bool log = lo > 0 && hi / lo > 10;
+  SvgPlot plot("loss-step", kPlotWidth, 440, "(c) training loss against step",
+               "step (real and predicted steps kept)", std::string("training loss (full and correct steps") +
+                                                         (log ? ", log scale)" : ")"));
+  if (!std::isfinite(lo)) lo = 0, hi = 1;
+  plot.x_range(0, s_max * 1.02);
+  if (log) plot.y_range(lo * 0.9, hi * 1.1, true);
+  else plot.y_range(std::min(0.0, lo), hi * 1.05, false);
+  for (std::size_t i = 0; i < r.variants.size(); ++i) {
+    std::string c = color_of(r, r.variants[i]);
+    plot.band(curves[i].lower, curves[i].upper, c);
+    plot.line(curves[i].median, c, 1.8);
+    plot.legend(r.variants[i] + " (median)", c, SvgPlot::Swatch::Line);
+  }
+  plot.legend("min–max over seeds", "#555", SvgPlot::Swatch::Band);
+  return plot.render();
+}
+
+std::string plot_phase_timeline(const BenchResults& r) {
+  // One run per variant: the first seed whose run recorded steps.
+  std::vector<const RunRecord*> shown;
+  std::vector<std::string> rows;
+  double x_max = 0;
+  for (const auto& v : r.variants) {
+    for (const auto* run : runs_of(r, v)) {
+      if (run->phases.empty()) continue;
+      shown.push_back(run);
+      rows.push_back(v + " (seed " + std::to_string(run->seed) + ")");
+      x_max = std::max(x_max, run->phases.back().end);
+      break;
+    }
+  }
+  SvgPlot plot("phases", kPlotWidth, 120 + 64 * static_cast<int>(std::max<std::size_t>(1, rows.size())),
+               "(d) phase timeline: which steps were full, predicted, probe, correct, rolled back",
+               "step-equivalents executed (discarded predictions included; resolution: run.log_every)", "");
+  plot.y_rows(rows);
+  plot.x_range(0, x_max * 1.01);
+  for (std::size_t row = 0; row < shown.size(); ++row) {
+    for (const auto& s : shown[row]->phases)
+      plot.span(row, s.begin, s.end, phase_color(s.kind), 0.4,
+                s.kind + ": steps " + short_number(s.begin) + "–" + short_number(s.end));
+    for (double x : shown[row]->probes) plot.tick(row, x, kProbeColor);
+    for (double x : shown[row]->rollbacks) plot.marker(row, x, kRollbackColor);
+  }
+  for (const auto& [kind, color] : kPhaseColors) plot.legend(kind, color, SvgPlot::Swatch::Box);
+  plot.legend("probe", kProbeColor, SvgPlot::Swatch::Tick);
+  plot.legend("roll-back", kRollbackColor, SvgPlot::Swatch::Marker);
+  return plot.render();
+}
+
+std::string plot_time_to_target(const BenchResults& r) {
+  double x_max = 0;
+  for (const auto& s : r.stats) x_max = std::max(x_max, s.seconds.max);
+  SvgPlot plot("time-to-target", kPlotWidth, 120 + 72 * static_cast<int>(r.variants.size()),
+               "(a) training time to " + goal_text(r.target) + " (median bar, min–max whisker, one dot per seed)",
+               "training wall-clock time to target (s); a run that missed counts as 2 × its time scaled to the budget",
+               "");
+  plot.y_rows(r.variants);
+  plot.x_range(0, x_max * 1.05);
+  for (std::size_t row = 0; row < r.stats.size(); ++row) {
+    const VariantStats& s = r.stats[row];
+    std::string c = color_of(r, s.name);
+    if (s.seconds.count == 0) {
+      plot.note(row, 0, "no finished run");
+      continue;
+    }
+    plot.span(row, 0, s.seconds.median, c, 0.4, s.name + ": median " + short_number(s.seconds.median) + " s");
+    plot.whisker(row, s.seconds.min, s.seconds.max);
+    for (const auto* run : runs_of(r, s.name)) {
+      if (!run->finished) continue;
+      TargetScore t = score_run(run->summary);
+      plot.dot(row, t.seconds, !t.reached,
+               run->name + ": " + short_number(t.seconds) + " s" + (t.reached ? "" : " (missed the target)"));
+    }
+    std::string text = "median " + short_number(s.seconds.median) + " s";
+    if (s.name != r.baseline && s.speedup.count) text += " · speedup ×" + short_number(s.speedup.median) + " vs " + r.baseline;
+    text += " · " + std::to_string(s.reached) + "/" + std::to_string(s.finished) + " reached the target";
+    plot.note(row, 0, text);
+  }
+  plot.legend("a seed that reached the target", "#222", SvgPlot::Swatch::Dot);
+  plot.legend("a seed that missed it (budget rule)", "#222", SvgPlot::Swatch::HollowDot);
+  return plot.render();
+}
+
+// The per-variant table as rows of cells (header first).
+std::vector<std::vector<std::string>> variant_table(const BenchResults& r) {
+  const bool at_step = r.target.min_steps > 0;
+  std::vector<std::vector<std::string>> rows = {
+      {"variant", "reached target", "time to target (s)", "steps to target", "backward passes to target",
+       "final " + r.target.metric, "predicted steps (%)", "roll-backs", "speedup vs " + r.baseline}};
+  if (at_step) rows[0].insert(rows[0].begin() + 6, r.target.metric + " at step " + std::to_string(r.target.min_steps));
+  for (const auto& s : r.stats) {
+    rows.push_back({s.name, std::to_string(s.reached) + "/" + std::to_string(s.runs), cell(s.seconds), cell(s.steps),
+                    cell(s.backward_passes), cell(s.final_metric), cell(s.predicted_fraction, 100.0),
+                    cell(s.rollbacks), s.name == r.baseline ? "1 (baseline)" : cell(s.speedup)});
+    if (at_step) rows.back().insert(rows.back().begin() + 6, cell(s.metric_at_step));
+  }
+  return rows;
+}
+
+std::vector<std::vector<std::string>> run_table(const BenchResults& r) {
+  const bool at_step = r.target.min_steps > 0;
+  std::vector<std::vector<std::string>> rows = {{"#", "run", "status", "time to target (s)", "steps to target",
+                                                 "backward passes", "final " + r.target.metric, "predicted (%)",
+                                                 "roll-backs", "log"}};
+  if (at_step) rows[0].insert(rows[0].begin() + 7, r.target.metric + " at step " + std::to_string(r.target.min_steps));
+  for (std::size_t i = 0; i < r.runs.size(); ++i) {
+    const RunRecord& run = r.runs[i];
+    std::vector<std::string> row = {std::to_string(i + 1), run.name};
+    if (!run.finished) {
+      std::string status = run.exit_code ? "failed (exit " + std::to_string(*run.exit_code) + ")" : "not finished";
+      row.insert(row.end(), {status, "—", "—", "—", "—", "—", "—", run.log});
+      if (at_step) row.insert(row.begin() + 7, "—");
+      rows.push_back(row);
+      continue;
+    }
+    TargetScore t = score_run(run.summary);
+    auto summary_text = [&](const char* key) {
+      const auto* v = run.summary.if_contains(key);
+      return v && v->is_string() ? std::string(v->as_string()) : std::string("?");
+    };
+    double final_metric = std::numeric_limits<double>::quiet_NaN();
+    if (const auto* m = run.summary.if_contains("final_metrics"); m && m->is_object())
+      final_metric = number(m->as_object(), r.target.metric.c_str());
+    std::string miss = t.reached ? "" : " (missed: 2× budget)";
+    row.insert(row.end(), {summary_text("status"), short_number(t.seconds) + miss, short_number(t.steps),
+                           short_number(t.backward_passes), std::isfinite(final_metric) ? short_number(final_metric) : "—",
+                           short_number(100.0 * number(run.summary, "predicted_fraction")),
+                           short_number(number(run.summary, "rollbacks")), run.log});
+    if (at_step) {
+      std::optional<double> x = metric_at_step(run, r.target.metric, r.target.min_steps);
+      row.insert(row.begin() + 7, x ? short_number(*x) : "—");
+    }
+    rows.push_back(row);
+  }
+  return rows;
+}
+
+std::string markdown_table(const std::vector<std::vector<std::string>>& rows) {
+  std::ostringstream os;
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    os << "|";
+    for (const auto& c : rows[i]) os << " " << c << " |";
+    os << "\n";
+    if (i == 0) {
+      os << "|";
+      for (std::size_t j = 0; j < rows[i].size(); ++j) os << (j == 0 ? " --- |" : " ---: |");
+      os << "\n";
+    }
+  }
+  return os.str();
+}
+
+std::string html_table(const std::vector<std::vector<std::string>>& rows) {
+  std::ostringstream os;
+  os << "<table>\n";
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    os << "<tr>";
+    for (const auto& c : rows[i]) os << (i == 0 ? "<th>" : "<td>") << xml_escape(c) << (i == 0 ? "</th>" : "</td>");
+    os << "</tr>\n";
+  }
+  os << "</table>\n";
+  return os.str();
+}
+
+std::string budget_rule_text(const BenchResults& r) {
+  return "Budget: " + std::to_string(r.budget) +
+         " step-equivalents per run. A run that never reaches the target counts as twice the budget (NiNo's rule): " +
+         std::to_string(2 * r.budget) +
+         " steps, 2 × its training time scaled to the budget (train_seconds × budget / steps), and 2 × its backward "
+         "passes scaled the same way. Speedup: the baseline's time to target over the variant's, run by run within "
+         "each seed, then median (min–max) over seeds. Final metric: the last evaluation, at the target or the budget.";
+}
+
+std::string failed_runs_text(const BenchResults& r) {
+  std::string out;
+  for (const auto& run : r.runs)
+    if (!run.finished) out += "- " + run.name + ": " + (run.exit_code ? "failed with exit code " + std::to_string(*run.exit_code) : std::string("not finished")) + "; log: " + run.log + "\n";
+  return out;
+}
+
+}  // namespace
+
+BenchResults collect_results(const BenchManifest& bench, const std::vector<PlannedRun>& runs,
+                             const std::vector<RunOutcome>& outcomes, const std::string& command) {
+  BenchResults r;
+  r.name = bench.name;
+  r.bench_file = bench.path;
+  r.base = bench.base;
+  r.baseline = bench.baseline;
+  for (const auto& v : bench.variants) {
+    r.variants.push_back(v.name);
+    r.overrides.push_back(v.overrides);
+  }
+  r.seeds = bench.seeds;
+  r.budget = runs.front().resolved.run.max_steps;
+  r.target = *runs.front().resolved.run.target;
+  r.command = command;
+  r.machine = this_machine();
+  for (const auto& p : runs) {
+    RunRecord rec = read_run(p.variant, p.seed, p.run_dir, kLossPoints);
+    for (const auto& o : outcomes)
+      if (o.name == p.name && !o.skipped) rec.exit_code = o.exit_code;
+    r.runs.push_back(std::move(rec));
+  }
+  for (const auto& v : r.variants)
+    r.stats.push_back(variant_stats(r.runs, v, r.baseline, r.target.metric, r.target.min_steps));
+  return r;
+}
+
+std::string report_markdown(const BenchResults& r) {
+  std::ostringstream os;
+  os << "# Bench " << r.name << ": time to " << goal_text(r.target) << "\n\n";
+  os << "- date: " << r.machine.date << "\n";
+  os << "- machine: " << machine_text(r.machine) << "\n";
+  os << "- command: `" << r.command << "`\n";
+  os << "- bench file: " << r.bench_file << "; base manifest: " << r.base << "\n";
+  os << "- seeds:";
+  for (auto s : r.seeds) os << " " << s;
+  os << "; baseline: " << r.baseline << "\n\n";
+  os << "Median (min–max) over seeds.\n\n" << markdown_table(variant_table(r)) << "\n";
+  os << budget_rule_text(r) << "\n\n";
+  os << "## Variants\n\n";
+  for (std::size_t i = 0; i < r.variants.size(); ++i) {
+    os << "- " << r.variants[i] << ":";
+    if (r.overrides[i].empty()) os << " the base manifest as it is";
+    for (const auto& o : r.overrides[i]) os << " `" << o << "`";
+    os << "\n";
+  }
+  std::string failed = failed_runs_text(r);
+  if (!failed.empty()) os << "\n## Runs that did not finish\n\n" << failed;
+  os << "\n## Every run, in the order they ran\n\n" << markdown_table(run_table(r));
+  return os.str();
+}
+
+std::string report_html(const BenchResults& r) {
+  std::ostringstream os;
+  std::string title = "Bench " + r.name + ": time to " + goal_text(r.target);
+  os << "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>" << xml_escape(title) << "</title>\n"
+     << "<style>\n"
+        "body{font-family:sans-serif;margin:24px;color:#222;max-width:1200px}\n"
+        "h1{font-size:22px;margin:0 0 8px}\n"
+        ".meta{color:#555;font-size:13px;line-height:1.5}\n"
+        ".headline{font-size:16px;margin:12px 0}\n"
+        "figure{margin:18px 0}\n"
+        "figcaption{font-size:13px;color:#444;margin-top:4px}\n"
+        "table{border-collapse:collapse;font-size:13px;margin:8px 0}\n"
+        "th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}\n"
+        "th:first-child,td:first-child{text-align:left}\n"
+        "th{background:#f2f2f2}\n"
+        "code{background:#f4f4f4;padding:1px 4px}\n"
+        "</style></head><body>\n";
+  os << "<h1>" << xml_escape(title) << "</h1>\n";
+  os << "<div class=\"meta\">" << xml_escape(r.machine.date) << " · " << xml_escape(machine_text(r.machine))
+     << "<br>command: <code>" << xml_escape(r.command) << "</code><br>base manifest: " << xml_escape(r.base)
+     << " · seeds:";
+  for (auto s : r.seeds) os << " " << s;
+  os << " · budget: " << r.budget << " step-equivalents · baseline: " << xml_escape(r.baseline) << "</div>\n";
+  os << "<div class=\"headline\">";
+  for (const auto& s : r.stats) {
+    if (s.name == r.baseline) continue;
+    os << "<div><b>" << xml_escape(s.name) << "</b>: "
+       << (s.speedup.count ? "×" + xml_escape(cell(s.speedup)) + " faster to target than " + xml_escape(r.baseline) +
+                                 " (median, min–max over seeds; below 1 is slower)"
+                           : "no seed where it and the baseline both finished")
+       << "</div>\n";
+  }
+  os << "</div>\n";
+  os << "<figure>" << plot_time_to_target(r)
+     << "<figcaption>Each dot is one seed; hollow dots missed the target and count by the budget rule.</figcaption></figure>\n";
+  os << "<figure>" << plot_metric_vs_time(r)
+     << "<figcaption>Each run holds its latest evaluation; line: median over seeds, band: min–max.</figcaption></figure>\n";
+  os << "<figure>" << plot_loss_vs_step(r)
+     << "<figcaption>Mean training loss of the real (full and correct) steps in each bin of steps; median and "
+        "min–max over seeds.</figcaption></figure>\n";
+  os << "<figure>" << plot_phase_timeline(r)
+     << "<figcaption>Colored stretches: the kind of step that ran; ticks above: probe evaluations; triangles below: "
+        "roll-backs (the predicted steps before them were discarded).</figcaption></figure>\n";
+  os << "<h2>Per variant</h2>\n<p class=\"meta\">Median (min–max) over seeds.</p>\n" << html_table(variant_table(r));
+  os << "<p class=\"meta\">" << xml_escape(budget_rule_text(r)) << "</p>\n";
+  std::string failed = failed_runs_text(r);
+  if (!failed.empty()) os << "<h2>Runs that did not finish</h2>\n<pre>" << xml_escape(failed) << "</pre>\n";
+  os << "<h2>Every run, in the order they ran</h2>\n" << html_table(run_table(r));
+  os << "</body></html>\n";
+  return os.str();
+}
+
+std::vector<std::string> write_bench_reports(const BenchResults& results, const std::string& dir) {
+  fs::create_directories(dir);
+  std::vector<std::string> paths = {(fs::path(dir) / "results.json").string(), (fs::path(dir) / "report.md").string(),
+                                    (fs::path(dir) / "report.html").string()};
+  write_file_atomic(paths[0], boost::json::serialize(results_json(results)) + "\n");
+  write_file_atomic(paths[1], report_markdown(results));
+  write_file_atomic(paths[2], report_html(results));
+  return paths;
+}
+
+}  // namespace hpt::host

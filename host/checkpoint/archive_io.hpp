@@ -1,0 +1,20 @@
+// LibTorch archives to and from bytes in memory: what a checkpoint file and an
+// in-memory snapshot of a plugin's state are made of.
+#pragma once
+
+#include <functional>
+#include <string>
+
+#include <torch/serialize/input-archive.h>
+#include <torch/serialize/output-archive.h>
+
+namespace hpt::host {
+
+// The bytes archive.save_to() writes.
+std::string archive_bytes(torch::serialize::OutputArchive& archive);
+// The bytes of a new archive that `write` fills.
+std::string archive_bytes(const std::function<void(torch::serialize::OutputArchive&)>& write);
+// Loads `bytes` as an archive and hands it to `read`.
+void read_archive(const std::string& bytes, const std::function<void(torch::serialize::InputArchive&)>& read);
+
+}  // namespace hpt::host

@@ -1,0 +1,41 @@
+// hpt export CHECKPOINT [--format torch|json] [-o OUT]
+#include "checkpoint/checkpoint_tools.hpp"
+#include "cli/commands.hpp"
+#include "hpt/error.hpp"
+
+namespace hpt::host {
+
+namespace {
+const char* kExportHelp =
+    "usage: hpt export CHECKPOINT [--format torch|json] [-o OUT]\n"
+    "\n"
+    "Writes the model weights of a checkpoint directory (runs/<name>/checkpoints/step_N, or\n"
+    "its 'latest'/'best' link) as a compact torch archive (a dict name -> tensor that\n"
+    "torch::pickle_load and Python's torch.load read) or as human-readable JSON. The\n"
+    "checkpoint's hashes are verified first. Default OUT: beside the checkpoint.\n";
+
+struct ExportArgs {
+  std::string checkpoint;
+  std::string format = "torch";
+  std::string output;
+};
+}  // namespace
+
+void add_export_command(CommandLine& cl) {
+  auto r = std::make_shared<ExportArgs>();
+  CLI::App* c = add_command(cl, "export", "write a checkpoint's weights", kExportHelp, [&cl, r](const CLI::App& parsed) {
+    reject_remaining(parsed, kExportHelp);
+    if (r->checkpoint.empty()) throw BadInput(std::string("missing checkpoint directory\n") + kExportHelp);
+    if (r->format != "torch" && r->format != "json")
+      throw BadInput("--format must be torch or json, got '" + r->format + "'");
+    std::string output = r->output.empty() ? default_export_path(r->checkpoint, r->format) : r->output;
+    export_checkpoint(r->checkpoint, r->format, output);
+    cl.out << "wrote " << output << "\n";
+    return kExitOk;
+  });
+  c->add_option("checkpoint", r->checkpoint, "a checkpoint directory");
+  c->add_option("--format", r->format, "torch or json");
+  c->add_option("-o,--output", r->output, "where to write");
+}
+
+}  // namespace hpt::host

@@ -1,0 +1,81 @@
+// hpt run MANIFEST.toml [key.path=value ...] [--overwrite] [--progress|--no-progress]
+#include <iomanip>
+#include <sstream>
+
+#include "cli/commands.hpp"
+#include "engine/engine.hpp"
+
+namespace hpt::host {
+
+namespace {
+
+const char* kRunHelp =
+    "usage: hpt run MANIFEST.toml [key.path=value ...] [--overwrite] [--progress|--no-progress]\n"
+    "\n"
+    "Trains as the manifest says. Any key can be overridden: optimizer.lr=3e-3 run.seed=2\n"
+    "(the value is parsed as TOML; text that is not TOML is taken as a string).\n"
+    "Writes runs/<run.name>/: config.resolved.toml, metrics.jsonl, summary.json, hpt.log, checkpoints/.\n"
+    "An existing run directory is refused unless --overwrite is given (or run.resume=true).\n";
+
+std::string format_summary(const RunSummary& s, const RunConfig& run) {
+  std::ostringstream os;
+  os << std::fixed;
+  os << "run " << run.name << ": " << s.status << " after " << s.steps << " steps (" << s.real_steps << " real, "
+     << s.predicted_steps << " predicted), " << std::setprecision(2) << s.train_seconds << " s training, "
+     << s.eval_seconds << " s evaluation\n";
+  for (const auto& [k, v] : s.final_metrics) os << "  " << k << " = " << std::setprecision(4) << v << "\n";
+  if (run.target) {
+    if (s.seconds_to_target)
+      os << "  target " << run.target->metric << " " << (run.target->maximize ? ">= " : "<= ") << run.target->value
+         << " reached at step " << *s.steps_to_target << " after " << std::setprecision(2) << *s.seconds_to_target
+         << " s of training\n";
+    else
+      os << "  target " << run.target->metric << " " << run.target->value << " not reached\n";
+  }
+  if (!s.run_dir.empty()) os << "  results in " << s.run_dir << "/summary.json\n";
+  return os.str();
+}
+
+}  // namespace
+
+// The manifest and its overrides, as `run` and `validate` take them.
+RunRequest manifest_arguments(const CLI::App& parsed, const RunRequest& given, const char* usage) {
+  reject_remaining(parsed, usage, "(overrides look like key.path=value)");
+  if (given.manifest.empty()) throw BadInput(std::string("missing manifest\n") + usage);
+  for (const auto& o : given.overrides)
+    if (o.find('=') == std::string::npos)
+      throw BadInput("unexpected argument '" + o + "' (overrides look like key.path=value)\n" + usage);
+  return given;
+}
+
+int run_manifest(const RunRequest& a, std::ostream& out) {
+  Manifest m = Manifest::load(a.manifest, a.overrides);
+  PluginLoader loader(PluginLoader::default_dirs(plugin_dirs_of(m)));
+  ResolvedManifest resolved = resolve(m, loader);
+  const RunConfig run = resolved.run;
+  EngineOptions options;
+  options.overwrite = a.overwrite;
+  options.progress = a.progress;
+  Engine engine(std::move(resolved), loader, options);
+  install_signal_handlers();
+  out << format_summary(engine.run(), run);
+  return kExitOk;
+}
+
+void add_progress_flags(CLI::App& command, RunRequest& r) {
+  command.add_flag_callback("--progress", [&r] { r.progress = 1; }, "draw a progress bar");
+  command.add_flag_callback("--no-progress", [&r] { r.progress = 0; }, "log plain progress lines");
+}
+
+void add_run_command(CommandLine& cl) {
+  auto r = std::make_shared<RunRequest>();
+  CLI::App* c = add_command(cl, "run", "train", kRunHelp, [&cl, r](const CLI::App& parsed) {
+    return run_manifest(manifest_arguments(parsed, *r, kRunHelp), cl.out);
+  });
+  c->add_option("manifest", r->manifest, "the run manifest");
+  c->add_option("overrides", r->overrides, "key.path=value");
+  c->add_flag("--overwrite", r->overwrite, "replace an existing run directory");
+  add_progress_flags(*c, *r);
+}
+
+}  // namespace hpt::host

@@ -1,0 +1,484 @@
+// The engine's loop: run(), a real step and a predicted phase, read as the algorithm in
+// docs/architecture.md ("One step of the engine"). Checkpoint content and saving are in
+// engine_checkpoints.cpp; what is written where is in output/.
+#include "engine/engine.hpp"
+
+#include <cmath>
+
+#include <spdlog/spdlog.h>
+
+#include "checkpoint/archive_io.hpp"
+
+namespace hpt::host {
+
+ParameterLayout make_layout(const torch::nn::Module& model) {
+  ParameterLayout layout;
+  for (const auto& item : model.named_parameters(true)) {
+    const std::string& name = item.key();
+    std::size_t dot = name.rfind('.');
+    std::string group = dot == std::string::npos ? name : name.substr(0, dot);
+    std::size_t g = 0;
+    while (g < layout.group_names.size() && layout.group_names[g] != group) ++g;
+    if (g == layout.group_names.size()) {
+      layout.group_names.push_back(group);
+      layout.groups.emplace_back();
+    }
+    layout.groups[g].push_back(layout.names.size());
+    layout.group_of.push_back(g);
+    layout.names.push_back(name);
+    layout.shapes.push_back(item.value().sizes().vec());
+  }
+  return layout;
+}
+
+Engine::Engine(ResolvedManifest manifest, PluginLoader& loader, EngineOptions options)
+    : manifest_(std::move(manifest)),
+      options_(options),
+      monitor_(DivergenceSettings::from(manifest_.run.divergence)) {
+  const RunConfig& run = manifest_.run;
+  if (options_.write_run_dir) dir_ = std::make_unique<RunDirectory>(run.runs_dir, run.name, run.resume, options_.overwrite);
+  logger_ = make_run_logger(dir_ ? dir_->path() : "", run.log_level);
+  if (dir_) {
+    dir_->write_file("config.resolved.toml", manifest_.to_toml());
+    metrics_ = MetricsLog(dir_->file("metrics.jsonl"), run.log_every);
+  }
+
+  context_.logger = logger_;
+  context_.seed = static_cast<std::uint64_t>(run.seed);
+  context_.run_dir = dir_ ? dir_->path() : "";
+  context_.max_steps = run.max_steps;
+  torch::manual_seed(run.seed);
+
+  auto make = [&](PluginKind kind, auto* tag) {
+    using T = std::remove_pointer_t<decltype(tag)>;
+    const PluginChoice& c = manifest_.at(kind);
+    logger_->debug("creating {} plugin '{}' {} ({})", section_name(kind), c.info->name, c.info->version, c.info->path);
+    return loader.create<T>(*c.info, context_, c.options);
+  };
+  backend_ = make(PluginKind::Backend, static_cast<Backend*>(nullptr));
+  context_.backend = backend_.get();
+  context_.device = backend_->device();
+  task_ = make(PluginKind::Task, static_cast<Task*>(nullptr));
+  optimizer_ = make(PluginKind::Optimizer, static_cast<Optimizer*>(nullptr));
+  dynamics_ = make(PluginKind::DynamicsModel, static_cast<DynamicsModel*>(nullptr));
+  correction_ = make(PluginKind::CorrectionStrategy, static_cast<CorrectionStrategy*>(nullptr));
+  phase_ = make(PluginKind::PhaseController, static_cast<PhaseController*>(nullptr));
+  if (manifest_.has(PluginKind::Checkpointer)) {
+    checkpointer_ = make(PluginKind::Checkpointer, static_cast<Checkpointer*>(nullptr));
+    // A checkpointer that declares `background` lets the engine call save() on another
+    // thread (the contract is in hpt/checkpointer.hpp).
+    const Options& o = manifest_.at(PluginKind::Checkpointer).options;
+    background_checkpoints_ = o.has("background") && o.get_bool("background");
+  }
+  state_files_ = make_state_files();
+
+  // Metrics named in run.target / run.early_stop must exist.
+  auto names = task_->metric_names();
+  for (const auto* goal : {run.target ? &*run.target : nullptr, run.early_stop ? &*run.early_stop : nullptr}) {
+    if (goal && std::find(names.begin(), names.end(), goal->metric) == names.end()) {
+      std::string list;
+      for (const auto& n : names) list += (list.empty() ? "" : ", ") + n;
+      std::string near = closest_name(goal->metric, names);
+      throw BadInput(manifest_.source + ": metric '" + goal->metric + "' is not reported by task '" +
+                     manifest_.at(PluginKind::Task).info->name + "' (it reports: " + list + ")" +
+                     (near.empty() ? "" : "; did you mean '" + near + "'?"));
+    }
+  }
+
+  for (const auto& p : task_->model().parameters(true)) params_.push_back(p);
+  layout_ = make_layout(task_->model());
+  predicting_enabled_ = manifest_.at(PluginKind::DynamicsModel).info->name != "none";
+  optimizer_->bind(params_, predicting_enabled_);
+  dynamics_->bind(layout_);
+
+  state_.max_steps = run.max_steps;
+  summary_.run_dir = dir_ ? dir_->path() : "";
+  progress_ = std::make_unique<Progress>(options_.progress, logger_);
+
+  if (run.resume) resume_from_checkpoint();
+  take_last_good();
+}
+
+const std::string& Engine::run_dir() const { return summary_.run_dir; }
+
+// ---------------------------------------------------------------------------------
+// The loop
+
+RunSummary Engine::run() {
+  logger_->info("run '{}' -> {}", manifest_.run.name, summary_.run_dir.empty() ? "(no run directory)" : summary_.run_dir);
+  task_->model().train();
+  summary_.status = "completed";
+  while (state_.step < state_.max_steps && !stop_) {
+    PhaseDecision d = phase_->decide(state_);
+    if (d.kind == PhaseKind::Predict && predicting_enabled_ && monitor_.forced_real_steps() > 0)
+      d = {PhaseKind::Full, monitor_.forced_real_steps()};  // the divergence monitor wants real steps first
+    if (d.kind == PhaseKind::Predict && predicting_enabled_) predicted_then_correct(d);
+    else real_steps(d);
+    maybe_save_checkpoint();
+    progress_->update(state_, false);
+  }
+  maybe_evaluate(true);
+  progress_->update(state_, true);
+  finish_checkpoints();
+  summary_.steps = state_.step;
+  write_summary();
+  return summary_;
+}
+
+void Engine::real_steps(const PhaseDecision& d) {
+  StepKind kind = d.kind == PhaseKind::Correct ? StepKind::Correct : StepKind::Full;
+  for (std::int64_t i = 0; i < std::max<std::int64_t>(1, d.length) && state_.step < state_.max_steps && !stop_; ++i) {
+    real_step(kind);
+    between_steps();
+  }
+}
+
+void Engine::predicted_then_correct(const PhaseDecision& d) {
+  std::int64_t kept = predicted_phase(monitor_.horizon_cap(std::max<std::int64_t>(1, d.length)));
+  check_signal();
+  if (kept == 0 && !stop_) real_step(StepKind::Full);  // keep moving when a forecast was refused
+  else if (kept > 0 && state_.step < state_.max_steps) real_step(StepKind::Correct);
+  maybe_evaluate(false);
+}
+
+void Engine::between_steps() {
+  check_signal();
+  maybe_evaluate(false);
+  maybe_save_checkpoint();
+  progress_->update(state_, false);
+}
+
+// ---------------------------------------------------------------------------------
+// A real step
+
+void Engine::real_step(StepKind kind) {
+  auto t0 = StepClock::now();
+  StepRecord record;
+  record.step = state_.step + 1;
+  record.kind = kind;
+  const double loss = train_on_next_batch(record);
+  Diagnosis diagnosis = monitor_.observe(loss, record.grad_norm);
+  monitor_.took_real_step();
+  if (diagnosis.alarm == Alarm::Critical) {
+    // The step ran (its passes count); its result is discarded by the roll-back.
+    record.seconds = StepClock::seconds_since(t0);
+    state_.step = record.step;
+    count_real_step(record);
+    record_step(record);
+    auto tr = StepClock::now();
+    handle_diagnosis(diagnosis);  // rolls back, or throws after too many roll-backs
+    clock_.charge_since(tr);
+    return;
+  }
+  if (predicting_enabled_) learn_from_update(record);
+  if (monitor_.snapshot_due()) take_last_good();
+  record.seconds = StepClock::seconds_since(t0);
+
+  state_.step = record.step;
+  ++state_.real_steps;
+  ++state_.steps_since_phase;
+  state_.last_loss = loss;
+  state_.loss_ema = state_.real_steps == 1 ? loss : 0.95 * state_.loss_ema + 0.05 * loss;
+  count_real_step(record);
+  record_step(record);
+  handle_diagnosis(diagnosis);
+}
+
+double Engine::train_on_next_batch(StepRecord& record) {
+  Batch batch = task_->next_batch();
+  int forward = 0, backward = 0;
+  torch::nn::Module& model = task_->model();
+  Closure closure = [&]() {
+    model.zero_grad();
+    torch::Tensor loss = task_->loss(batch);
+    ++forward;
+    loss.backward();
+    ++backward;
+    return loss.detach();
+  };
+  torch::Tensor loss_t = optimizer_->step(closure, record.step);
+  record.loss = loss_t.item<double>();  // waits for the device
+  backend_->synchronize();
+  record.grad_norm = optimizer_->last_grad_norm();
+  record.learning_rate = optimizer_->learning_rate();
+  record.forward_passes = forward;
+  record.backward_passes = backward;
+  return record.loss;
+}
+
+void Engine::learn_from_update(StepRecord& record) {
+  record.update = optimizer_->last_update();
+  torch::Tensor norms = backend_->norms(record.update).to(torch::kCPU, torch::kFloat64).square();
+  auto acc = norms.accessor<double, 1>();
+  record.group_update_norms.assign(layout_.groups.size(), 0.0);
+  for (std::size_t p = 0; p < params_.size(); ++p)
+    record.group_update_norms[layout_.group_of[p]] += acc[static_cast<std::int64_t>(p)];
+  for (auto& n : record.group_update_norms) n = std::sqrt(n);
+  dynamics_->observe(record);
+  state_.confidence = dynamics_->confidence();
+  if (pending_forecast_) {
+    correction_->observe_real(record, *pending_forecast_);
+    pending_forecast_.reset();
+  }
+}
+
+void Engine::count_real_step(const StepRecord& record) {
+  ++summary_.real_steps;
+  summary_.forward_passes += record.forward_passes;
+  summary_.backward_passes += record.backward_passes;
+}
+
+// ---------------------------------------------------------------------------------
+// A predicted phase
+
+std::int64_t Engine::predicted_phase(std::int64_t horizon) {
+  horizon = std::min(horizon, state_.max_steps - state_.step);
+  if (horizon <= 0) return 0;
+  auto t_phase = StepClock::now();
+  auto t0 = StepClock::now();
+  std::optional<Forecast> forecast = forecast_for(horizon);
+  if (!forecast) {
+    clock_.charge_since(t0);  // nothing to predict with: the time asked of the plugins still counts
+    return 0;
+  }
+  horizon = std::min<std::int64_t>(horizon, forecast->horizon());
+  std::vector<torch::Tensor> snapshot = backend_->snapshot(params_);
+  clock_.charge_since(t0);
+
+  const std::int64_t step_before = state_.step;
+  PhaseOutcome outcome;
+  outcome.planned = horizon;
+  outcome.loss_before = outcome.loss_after = probe_loss();
+  std::int64_t applied = 0;
+  Verdict verdict = Verdict::Continue;
+  while (applied < horizon && verdict == Verdict::Continue) {
+    apply_predicted_step(*forecast, applied++);
+    if (applied % manifest_.run.probe_interval != 0 && applied != horizon) continue;
+    outcome.loss_after = probe_loss();
+    if (std::isfinite(outcome.loss_after)) {
+      verdict = correction_->judge(*forecast, applied, outcome.loss_after, outcome.loss_before);
+    } else {
+      logger_->warn("probe loss is {} after {} predicted steps: rolling back", outcome.loss_after, applied);
+      verdict = Verdict::Rollback;
+    }
+  }
+  outcome.applied = applied;
+  if (verdict == Verdict::Rollback) {
+    roll_back_phase(snapshot, step_before, applied);
+    outcome.rolled_back = true;
+    outcome.applied = 0;
+  } else {
+    keep_phase(std::move(*forecast), applied);
+  }
+  outcome.seconds = StepClock::seconds_since(t_phase);
+  state_.steps_since_phase = 0;
+  phase_->phase_ended(outcome);
+  return outcome.applied;
+}
+
+std::optional<Forecast> Engine::forecast_for(std::int64_t horizon) {
+  Forecast forecast = correction_->adjust(dynamics_->forecast(horizon));
+  if (forecast.confidence <= 0.0 || forecast.horizon() == 0 || forecast.direction.size() != params_.size())
+    return std::nullopt;
+  if (!forecast.offset.empty() && forecast.offset.size() != params_.size())
+    throw RunError("dynamics '" + manifest_.at(PluginKind::DynamicsModel).info->name + "' forecast an offset for " +
+                   std::to_string(forecast.offset.size()) + " parameters; the model has " +
+                   std::to_string(params_.size()));
+  return forecast;
+}
+
+// Predicted step `index` (0-based) of the phase: the weights move by the forecast,
+// no forward and no backward pass.
+void Engine::apply_predicted_step(const Forecast& forecast, std::int64_t index) {
+  auto t0 = StepClock::now();
+  if (index == 0 && !forecast.offset.empty())
+    backend_->add_scaled(params_, forecast.offset, std::vector<double>(params_.size(), 1.0));
+  std::vector<double> scales(params_.size());
+  for (std::size_t p = 0; p < params_.size(); ++p)
+    scales[p] = forecast.scale[static_cast<std::size_t>(index)][layout_.group_of[p]];
+  backend_->add_scaled(params_, forecast.direction, scales);
+  backend_->synchronize();
+  StepRecord r;
+  r.step = state_.step + 1;
+  r.kind = StepKind::Predicted;
+  r.loss = forecast.loss.empty() ? state_.last_loss : forecast.loss[static_cast<std::size_t>(index)];
+  r.learning_rate = optimizer_->learning_rate();
+  r.seconds = StepClock::seconds_since(t0);
+  state_.step = r.step;
+  record_step(r);
+}
+
+void Engine::roll_back_phase(const std::vector<torch::Tensor>& snapshot, std::int64_t step_before,
+                             std::int64_t applied) {
+  auto t0 = StepClock::now();
+  backend_->restore(params_, snapshot);
+  backend_->synchronize();
+  clock_.charge_since(t0);
+  summary_.predicted_discarded += applied;
+  ++summary_.rollbacks;
+  ++state_.rollbacks;
+  state_.step = step_before;
+  handle_diagnosis(monitor_.phase_rolled_back());
+  metrics_.rollback(state_.step, applied);
+}
+
+void Engine::keep_phase(Forecast forecast, std::int64_t applied) {
+  summary_.predicted_steps += applied;
+  state_.predicted_steps += applied;
+  pending_forecast_ = std::move(forecast);  // the correction strategy compares it with the next real step
+}
+
+double Engine::probe_loss() {
+  auto t0 = StepClock::now();
+  double loss;
+  {
+    torch::InferenceMode guard;
+    loss = task_->loss(task_->probe_batch()).item<double>();
+  }
+  backend_->synchronize();
+  StepRecord r;
+  r.step = state_.step;
+  r.kind = StepKind::Probe;
+  r.loss = loss;
+  r.learning_rate = optimizer_->learning_rate();
+  r.seconds = StepClock::seconds_since(t0);
+  ++summary_.probes;
+  record_step(r);
+  return loss;
+}
+
+// ---------------------------------------------------------------------------------
+// Metrics, evaluation, stopping
+
+void Engine::record_step(const StepRecord& r, const char* kind) {
+  clock_.charge(r.seconds);
+  metrics_.step(r, clock_.seconds(), kind);
+}
+
+Metrics Engine::evaluate() {
+  auto t0 = StepClock::now();
+  Metrics m;
+  {
+    torch::NoGradGuard guard;
+    task_->model().eval();
+    m = task_->evaluate();
+    task_->model().train();
+  }
+  backend_->synchronize();
+  double seconds = StepClock::seconds_since(t0);
+  summary_.eval_seconds += seconds;
+  ++summary_.evaluations;
+  summary_.final_metrics = m;
+  last_eval_step_ = state_.step;
+  optimizer_->on_evaluation(m);
+  metrics_.eval(state_.step, clock_.seconds(), seconds, summary_.backward_passes, m);
+  progress_->set_last_eval(metrics_text(m));
+  logger_->debug("eval at step {}: {}", state_.step, metrics_text(m));
+  return m;
+}
+
+bool Engine::target_reached(const Metrics& m) {
+  const auto& t = manifest_.run.target;
+  if (!t || summary_.seconds_to_target) return false;
+  auto it = m.find(t->metric);
+  if (it == m.end()) return false;
+  bool hit = t->maximize ? it->second >= t->value : it->second <= t->value;
+  if (hit) {
+    summary_.seconds_to_target = clock_.seconds();
+    summary_.steps_to_target = state_.step;
+    summary_.backward_passes_to_target = summary_.backward_passes;
+  }
+  return hit;
+}
+
+bool Engine::early_stop_now(const Metrics& m) {
+  const auto& e = manifest_.run.early_stop;
+  if (!e) return false;
+  auto it = m.find(e->metric);
+  if (it == m.end()) return false;
+  double v = it->second;
+  bool better = !best_metric_ || (e->maximize ? v > *best_metric_ + e->value : v < *best_metric_ - e->value);
+  if (better) {
+    best_metric_ = v;
+    evals_without_improvement_ = 0;
+    return false;
+  }
+  return ++evals_without_improvement_ >= e->patience;
+}
+
+void Engine::maybe_evaluate(bool force) {
+  const std::int64_t every = manifest_.run.eval_every;
+  bool due = every > 0 && state_.step / every > last_eval_step_ / every;
+  if (!(due || (force && last_eval_step_ != state_.step))) return;
+  Metrics m = evaluate();
+  const auto& target = manifest_.run.target;
+  const bool reached_now = target_reached(m);
+  if (reached_now)
+    logger_->info("target {} reached at step {} after {:.2f}s of training{}", target->metric, state_.step,
+                  clock_.seconds(),
+                  !target->stop                      ? "; going on to max_steps"
+                  : state_.step < target->min_steps ? fmt::format("; going on to step {}", target->min_steps)
+                                                     : std::string());
+  if (target && target->stop && summary_.seconds_to_target && state_.step >= target->min_steps) {
+    summary_.status = "target_reached";
+    stop_ = true;
+  } else if (!reached_now && early_stop_now(m)) {
+    logger_->info("early stopping at step {}: {} did not improve for {} evaluations", state_.step,
+                  manifest_.run.early_stop->metric, manifest_.run.early_stop->patience);
+    summary_.status = "early_stopped";
+    stop_ = true;
+  }
+}
+
+void Engine::check_signal() {
+  int signal = take_stop_signal();
+  if (signal == 0) return;
+  progress_->update(state_, true);
+  logger_->warn("{} received at step {}: writing a final checkpoint and stopping", signal_name(signal), state_.step);
+  finish_checkpoints();
+  summary_.status = "interrupted";
+  summary_.steps = state_.step;
+  write_summary();
+  throw Interrupted(signal);
+}
+
+void Engine::write_summary() {
+  logger_->flush();
+  metrics_.flush();
+  if (!dir_) return;
+  dir_->write_file("summary.json", summary_document(summary_, manifest_));
+}
+
+// ---------------------------------------------------------------------------------
+// Divergence
+
+void Engine::take_last_good() {
+  last_good_params_ = backend_->snapshot(params_);
+  last_good_optimizer_ = archive_bytes([&](auto& a) { optimizer_->save(a); });
+  monitor_.snapshot_taken();
+}
+
+void Engine::handle_diagnosis(const Diagnosis& d) {
+  if (d.alarm == Alarm::None) return;
+  metrics_.divergence(state_.step, to_string(d.alarm), d.reason);
+  if (d.alarm != Alarm::Critical) {
+    logger_->debug("divergence monitor at step {}: {}", state_.step, d.reason);
+    return;
+  }
+  const auto& s = monitor_.settings();
+  if (critical_rollbacks_ >= s.max_rollbacks)
+    throw RunError(d.reason + " at step " + std::to_string(state_.step) + " (learning rate " +
+                   std::to_string(optimizer_->learning_rate()) + ", after " + std::to_string(critical_rollbacks_) +
+                   " roll-backs with the learning rate cut): training diverged; lower optimizer.lr or enable "
+                   "clipping (optimizer.clip). Checkpoints and metrics so far are kept.");
+  ++critical_rollbacks_;
+  ++summary_.divergence_rollbacks;
+  backend_->restore(params_, last_good_params_);
+  read_archive(last_good_optimizer_, [&](auto& a) { optimizer_->load(a); });
+  optimizer_->scale_learning_rate(s.lr_cut);
+  monitor_.reset_statistics();
+  logger_->warn("step {}: {}; rolled back to the last good state and cut the learning rate to {:g}", state_.step,
+                d.reason, optimizer_->learning_rate() * s.lr_cut);
+}
+
+}  // namespace hpt::host

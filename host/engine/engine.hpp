@@ -1,0 +1,166 @@
+// The training engine: the phase loop of docs/architecture.md over the plugins a
+// resolved manifest names.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "hpt/hpt.hpp"
+#include "checkpoint/background_save.hpp"
+#include "checkpoint/checkpoint_snapshot.hpp"
+#include "config/manifest.hpp"
+#include "engine/divergence_monitor.hpp"
+#include "engine/step_clock.hpp"
+#include "output/metrics_log.hpp"
+#include "output/progress.hpp"
+#include "output/run_directory.hpp"
+#include "output/run_summary.hpp"
+#include "plugins/plugin_loader.hpp"
+#include "process/stop_signal.hpp"
+
+namespace hpt::host {
+
+// A checkpoint that belongs to another model (a parameter missing, extra, or of another
+// shape). Unlike a corrupt file, an older checkpoint of the same run will not fit either.
+struct CheckpointMismatch : BadInput {
+  using BadInput::BadInput;
+};
+
+struct EngineOptions {
+  bool overwrite = false;        // replace an existing run directory
+  bool write_run_dir = true;     // false: no run directory at all (tests)
+  int progress = -1;             // 1: progress bar, 0: plain lines, -1: bar when stderr is a terminal
+};
+
+class Engine {
+ public:
+  Engine(ResolvedManifest manifest, PluginLoader& loader, EngineOptions options = {});
+  ~Engine();
+
+  // Trains until run.max_steps, run.target or run.early_stop, and writes summary.json.
+  RunSummary run();
+
+  // The pieces run() is made of, public so tests can drive a phase at a time.
+  void real_step(StepKind kind);                 // one Full or Correct step
+  std::int64_t predicted_phase(std::int64_t horizon);  // returns predicted steps kept
+  Metrics evaluate();
+
+  Task& task() { return *task_; }
+  Optimizer& optimizer() { return *optimizer_; }
+  Backend& backend() { return *backend_; }
+  DynamicsModel& dynamics() { return *dynamics_; }
+  const std::vector<torch::Tensor>& parameters() const { return params_; }
+  const ParameterLayout& layout() const { return layout_; }
+  const RunSummary& summary() const { return summary_; }
+  const TrainingState& state() const { return state_; }
+  const std::shared_ptr<spdlog::logger>& logger() const { return logger_; }
+  const std::string& run_dir() const;
+
+  // Checkpoint content (every plugin's state, the engine's counters and the resolved
+  // manifest) and its inverse. restore_checkpoint() first checks that the checkpoint's
+  // parameters match the model's names and shapes (CheckpointMismatch otherwise).
+  std::vector<CheckpointFile> checkpoint_files() const;
+  void restore_checkpoint(const std::vector<CheckpointFile>& files, const std::string& path = "checkpoint");
+
+  // The same content frozen in memory: every plugin's save() runs now, on this thread,
+  // and every tensor it wrote is cloned, so training may go on changing the live
+  // tensors. files() (any thread, later) then returns the content checkpoint_files()
+  // returned at the snapshot's step (the same tensors and values; archive bytes differ
+  // from save to save anyway). This is what a background save writes.
+  using CheckpointSnapshot = FrozenCheckpoint;
+  CheckpointSnapshot checkpoint_snapshot() const;
+
+ private:
+  // The loop of run(), as in docs/architecture.md ("One step of the engine").
+  void real_steps(const PhaseDecision& decision);       // d.length Full or Correct steps
+  void predicted_then_correct(const PhaseDecision& decision);
+  void between_steps();                                  // signal, evaluation, checkpoint, progress
+
+  // A real step's parts.
+  double train_on_next_batch(StepRecord& record);        // forward, backward, optimizer step; the loss
+  void learn_from_update(StepRecord& record);            // the dynamics model and correction observe it
+  void count_real_step(const StepRecord& record);
+
+  // A predicted phase's parts.
+  std::optional<Forecast> forecast_for(std::int64_t horizon);  // none: nothing to predict with
+  void apply_predicted_step(const Forecast& forecast, std::int64_t index);
+  void roll_back_phase(const std::vector<torch::Tensor>& snapshot, std::int64_t step_before, std::int64_t applied);
+  void keep_phase(Forecast forecast, std::int64_t applied);
+  double probe_loss();
+
+  // Metrics and accounting.
+  void record_step(const StepRecord& record, const char* kind = nullptr);  // charges its time, logs it
+  void maybe_evaluate(bool force);
+  bool target_reached(const Metrics& metrics);
+  bool early_stop_now(const Metrics& metrics);
+  void check_signal();
+  void write_summary();
+
+  // Divergence: the monitor's alarms, and the last good state it rolls back to.
+  void handle_diagnosis(const Diagnosis& d);
+  void take_last_good();
+
+  // Checkpoints (engine_checkpoints.cpp; "Checkpoints and resume" in docs/architecture.md).
+  // One entry per state file, in the order written and read.
+  struct StateFile {
+    const char* name;
+    std::function<void(torch::serialize::OutputArchive&)> save;
+    std::function<void(torch::serialize::InputArchive&)> load;
+  };
+  std::vector<StateFile> make_state_files();
+  template <class Self, class Visit>
+  static void visit_counters(Self& self, Visit&& visit);  // engine.pt: every counter, by name
+  void maybe_save_checkpoint();
+  void save_checkpoint(bool final = false);
+  void wait_for_checkpoint();
+  void finish_checkpoints();
+  void resume_from_checkpoint();
+
+  ResolvedManifest manifest_;
+  EngineOptions options_;
+  std::unique_ptr<RunDirectory> dir_;
+  std::shared_ptr<spdlog::logger> logger_;
+  MetricsLog metrics_;
+  PluginContext context_;
+
+  std::shared_ptr<Backend> backend_;
+  std::shared_ptr<Task> task_;
+  std::shared_ptr<Optimizer> optimizer_;
+  std::shared_ptr<DynamicsModel> dynamics_;
+  std::shared_ptr<CorrectionStrategy> correction_;
+  std::shared_ptr<PhaseController> phase_;
+  std::shared_ptr<Checkpointer> checkpointer_;
+  std::vector<StateFile> state_files_;
+  bool background_checkpoints_ = false;             // [checkpointer] background
+  std::unique_ptr<BackgroundSave> pending_save_;    // the background save in flight
+
+  std::vector<torch::Tensor> params_;
+  ParameterLayout layout_;
+  bool predicting_enabled_ = false;
+  std::optional<Forecast> pending_forecast_;  // the last phase's forecast, for the next real step
+
+  TrainingState state_;
+  RunSummary summary_;
+  StepClock clock_{summary_.train_seconds, state_.seconds};
+  std::int64_t last_eval_step_ = 0;
+  std::int64_t last_checkpoint_step_ = 0;
+  double last_checkpoint_seconds_ = 0.0;
+  std::optional<double> best_metric_;
+  std::int64_t evals_without_improvement_ = 0;
+  bool stop_ = false;
+
+  DivergenceMonitor monitor_;
+  std::vector<torch::Tensor> last_good_params_;
+  std::string last_good_optimizer_;
+  std::int64_t critical_rollbacks_ = 0;
+  std::unique_ptr<Progress> progress_;
+};
+
+// Groups parameters by module: "features.0.weight" and "features.0.bias" form "features.0".
+ParameterLayout make_layout(const torch::nn::Module& model);
+
+}  // namespace hpt::host

@@ -1,0 +1,53 @@
+#include "output/run_summary.hpp"
+
+#include <torch/utils.h>
+
+namespace hpt::host {
+
+boost::json::object RunSummary::to_json() const {
+  boost::json::object o;
+  o["status"] = status;
+  o["run_dir"] = run_dir;
+  o["steps"] = steps;
+  o["real_steps"] = real_steps;
+  o["predicted_steps"] = predicted_steps;
+  o["predicted_discarded"] = predicted_discarded;
+  o["predicted_fraction"] = steps > 0 ? static_cast<double>(predicted_steps) / static_cast<double>(steps) : 0.0;
+  o["probes"] = probes;
+  o["rollbacks"] = rollbacks;
+  o["divergence_rollbacks"] = divergence_rollbacks;
+  o["forward_passes"] = forward_passes;
+  o["backward_passes"] = backward_passes;
+  o["train_seconds"] = train_seconds;
+  o["eval_seconds"] = eval_seconds;
+  o["checkpoint_seconds"] = checkpoint_seconds;
+  o["checkpoint_stall_seconds"] = checkpoint_stall_seconds;
+  o["evaluations"] = evaluations;
+  auto opt = [](const auto& v) -> boost::json::value {
+    if (v) return boost::json::value(*v);
+    return nullptr;
+  };
+  o["seconds_to_target"] = opt(seconds_to_target);
+  o["steps_to_target"] = opt(steps_to_target);
+  o["backward_passes_to_target"] = opt(backward_passes_to_target);
+  boost::json::object m;
+  for (const auto& [k, v] : final_metrics) m[k] = v;
+  o["final_metrics"] = m;
+  return o;
+}
+
+std::string summary_document(const RunSummary& summary, const ResolvedManifest& manifest) {
+  boost::json::object o = summary.to_json();
+  o["name"] = manifest.run.name;
+  o["seed"] = manifest.run.seed;
+  o["max_steps"] = manifest.run.max_steps;
+  o["hpt_version"] = HPT_VERSION_STRING;
+  o["torch_version"] = HPT_TORCH_VERSION_STRING;
+  o["torch_threads"] = torch::get_num_threads();
+  boost::json::object plugins;
+  for (const auto& [kind, c] : manifest.plugins) plugins[section_name(kind)] = c.info->name + " " + c.info->version;
+  o["plugins"] = plugins;
+  return boost::json::serialize(o) + "\n";
+}
+
+}  // namespace hpt::host

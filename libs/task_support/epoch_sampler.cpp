@@ -1,0 +1,74 @@
+#include "task_support/epoch_sampler.hpp"
+
+#include <algorithm>
+#include <numeric>
+#include <random>
+#include <vector>
+
+#include "hpt/error.hpp"
+#include "task_support/seeding.hpp"
+
+namespace hpt::task_support {
+
+namespace {
+
+void write_int(torch::serialize::OutputArchive& archive, const std::string& key, std::int64_t value) {
+  archive.write(key, torch::tensor(value, torch::kInt64));
+}
+
+std::int64_t read_int(torch::serialize::InputArchive& archive, const std::string& key) {
+  torch::Tensor t;
+  archive.read(key, t);
+  return t.item<std::int64_t>();
+}
+
+}  // namespace
+
+EpochSampler::EpochSampler(std::int64_t samples, std::int64_t batch_size, std::uint64_t seed, torch::Device device)
+    : samples_(samples), batch_size_(std::min(batch_size, samples)), seed_(seed), device_(device) {
+  if (samples_ < 1) throw BadInput("a task needs at least one training sample, got " + std::to_string(samples_));
+  if (batch_size_ < 1) throw BadInput("batch size must be at least 1, got " + std::to_string(batch_size));
+  shuffle_for_epoch();
+}
+
+void EpochSampler::shuffle_for_epoch() {
+  std::vector<std::int64_t> order(static_cast<std::size_t>(samples_));
+  std::iota(order.begin(), order.end(), std::int64_t{0});
+  std::mt19937_64 rng(derive_seed(seed_, static_cast<std::uint64_t>(epoch_)));
+  for (std::size_t i = order.size() - 1; i > 0; --i) std::swap(order[i], order[rng() % (i + 1)]);
+  order_ = torch::tensor(order, torch::kInt64).to(device_);
+}
+
+torch::Tensor EpochSampler::next() {
+  if (position_ + batch_size_ > samples_) {
+    ++epoch_;
+    position_ = 0;
+    shuffle_for_epoch();
+  }
+  torch::Tensor batch = order_.narrow(0, position_, batch_size_);
+  position_ += batch_size_;
+  return batch;
+}
+
+void EpochSampler::save(torch::serialize::OutputArchive& archive, const std::string& prefix) const {
+  write_int(archive, prefix + "samples", samples_);
+  write_int(archive, prefix + "batch_size", batch_size_);
+  write_int(archive, prefix + "seed", static_cast<std::int64_t>(seed_));
+  write_int(archive, prefix + "epoch", epoch_);
+  write_int(archive, prefix + "position", position_);
+}
+
+void EpochSampler::load(torch::serialize::InputArchive& archive, const std::string& prefix) {
+  std::int64_t samples = read_int(archive, prefix + "samples");
+  std::int64_t batch_size = read_int(archive, prefix + "batch_size");
+  if (samples != samples_ || batch_size != batch_size_)
+    throw BadInput("the saved data order is for " + std::to_string(samples) + " samples in batches of " +
+                   std::to_string(batch_size) + ", this task has " + std::to_string(samples_) + " in batches of " +
+                   std::to_string(batch_size_) + " (were the task's options changed?)");
+  seed_ = static_cast<std::uint64_t>(read_int(archive, prefix + "seed"));
+  epoch_ = read_int(archive, prefix + "epoch");
+  position_ = read_int(archive, prefix + "position");
+  shuffle_for_epoch();
+}
+
+}  // namespace hpt::task_support
