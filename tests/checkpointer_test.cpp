@@ -369,6 +369,22 @@ TEST_F(CheckpointerTest, DueEveryStepsAndEverySeconds) {
   EXPECT_FALSE(never->due(1000, 1e9));
 }
 
+// A hybrid run may jump over a multiple of every_steps inside a predicted phase: the
+// checkpoint is due at the first step after it, once.
+TEST_F(CheckpointerTest, DueOnceAMultipleWasCrossed) {
+  auto by_steps = make({{"every_steps", std::int64_t{25}}});
+  EXPECT_FALSE(by_steps->due(24, 0.0));
+  EXPECT_TRUE(by_steps->due(53, 0.0));   // 25 and 50 were crossed
+  EXPECT_FALSE(by_steps->due(60, 0.0));  // asked for at 53 already
+  EXPECT_FALSE(by_steps->due(74, 0.0));
+  EXPECT_TRUE(by_steps->due(76, 0.0));
+  auto resumed = make({{"every_steps", std::int64_t{25}}});
+  by_steps->save(76, small_files(76), {});
+  resumed->load(step_dir("step_000076"));
+  EXPECT_FALSE(resumed->due(99, 0.0));
+  EXPECT_TRUE(resumed->due(101, 0.0));
+}
+
 TEST_F(CheckpointerTest, KeepBestNeedsABestMetric) {
   expect_bad_input([&] { make({{"keep_best", std::int64_t{2}}}); }, {"keep_best = 2 needs checkpointer.best_metric"});
 }

@@ -3,6 +3,9 @@
 // run no forward or backward pass, and roll back bit for bit.
 #include "engine/engine.hpp"
 
+#include <cmath>
+#include <sstream>
+
 #include <boost/json.hpp>
 
 #include "test_support.hpp"
@@ -204,6 +207,26 @@ TEST(Engine, NanLossStopsWithExitOneAndKeepsMetrics) {
   EXPECT_THAT(r.err, HasSubstr("loss is not finite"));
   EXPECT_THAT(r.err, HasSubstr("after 3 roll-backs"));
   EXPECT_FALSE(read_file(dir.path() + "/synthetic/metrics.jsonl").empty());
+}
+
+// Each critical roll-back cuts the learning rate again: the cuts compound (1e12, then
+// 5e11, 2.5e11, 1.25e11), though every roll-back restores the same last good state.
+// A diverged loss is null in metrics.jsonl, which stays valid JSON line by line.
+TEST(Engine, LearningRateCutsCompoundOverRollBacks) {
+  TempDir dir;
+  std::string path = dir.write("m.toml", kSynthetic);
+  auto r = run_hpt({"run", path, "optimizer.plugin=\"sgd\"", "optimizer.lr=1e12", "run.log_every=1",
+                    "run.runs_dir=\"" + dir.path() + "\""});
+  ASSERT_EQ(r.code, 1) << r.err;
+  std::vector<double> lrs;
+  std::istringstream in(read_file(dir.path() + "/synthetic/metrics.jsonl"));
+  for (std::string line; std::getline(in, line);) {
+    auto o = boost::json::parse(line).as_object();
+    if (o.at("type").as_string() == "step" && o.at("loss").is_null())  // the steps that diverged
+      lrs.push_back(o.at("lr").to_number<double>());
+  }
+  ASSERT_EQ(lrs.size(), 4u);
+  for (std::size_t i = 0; i < lrs.size(); ++i) EXPECT_DOUBLE_EQ(lrs[i], 1e12 * std::pow(0.5, static_cast<double>(i))) << i;
 }
 
 TEST(Engine, ExistingRunDirectoryIsNotOverwritten) {

@@ -9,7 +9,9 @@
 
 #include <chrono>
 #include <future>
+#include <map>
 #include <random>
+#include <sstream>
 #include <thread>
 
 #include <boost/json.hpp>
@@ -124,6 +126,62 @@ TEST(Resume, StopAndResumeEqualsUninterruptedHybridTraining) {
   ASSERT_EQ(run_to_end({"resume", dir.path() + "/b/r", "run.max_steps=60", "--no-progress"}, dir.path() + "/b.log"), 0)
       << read_file(dir.path() + "/b.log");
   expect_bit_identical(dir.path() + "/a/r", dir.path() + "/b/r");
+}
+
+// Every line of a run's metrics.jsonl of `type`.
+std::vector<boost::json::object> metric_lines(const std::string& run_dir, const std::string& type) {
+  std::vector<boost::json::object> lines;
+  std::istringstream in(read_file(run_dir + "/metrics.jsonl"));
+  for (std::string line; std::getline(in, line);) {
+    auto o = boost::json::parse(line).as_object();
+    if (o.at("type").as_string() == type) lines.push_back(o);
+  }
+  return lines;
+}
+
+// A hybrid run stopped right after a rolled-back phase (whose warning forces real steps
+// and halves the horizon cap) resumes into exactly what the uninterrupted run did: the
+// divergence monitor's state is in the checkpoint. The stopped run is the uninterrupted
+// run's own directory with the checkpoints after the stop removed.
+TEST(Resume, StopRightAfterARollBackResumesExactly) {
+  TempDir dir;
+  std::string manifest = dir.write("m.toml", full_manifest(dir.path() + "/a"));
+  ASSERT_EQ(run_to_end(hybrid_args({"run", manifest, "run.max_steps=120", "checkpointer.every_steps=1",
+                                    "checkpointer.keep_last=0"}),
+                       dir.path() + "/a.log"),
+            0)
+      << read_file(dir.path() + "/a.log");
+  auto rollbacks = metric_lines(dir.path() + "/a/r", "rollback");
+  ASSERT_FALSE(rollbacks.empty()) << "no phase was rolled back";
+  // The first checkpoint after the first roll-back: the monitor is forcing real steps.
+  const std::int64_t stop = rollbacks.front().at("step").as_int64() + 1;
+  const std::string stopped = dir.path() + "/b/r";
+  fs::create_directories(dir.path() + "/b");
+  fs::copy(dir.path() + "/a/r", stopped, fs::copy_options::recursive | fs::copy_options::copy_symlinks);
+  for (const auto& entry : fs::directory_iterator(stopped + "/checkpoints")) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind("step_", 0) == 0 && std::stoll(name.substr(5)) > stop) fs::remove_all(entry.path());
+  }
+  ASSERT_EQ(run_to_end({"resume", stopped, "--no-progress"}, dir.path() + "/b.log"), 0) << read_file(dir.path() + "/b.log");
+  EXPECT_THAT(read_file(dir.path() + "/b.log"), HasSubstr("(step " + std::to_string(stop) + ")"));
+  expect_bit_identical(dir.path() + "/a/r", stopped);
+}
+
+// Checkpoints are due when a multiple of every_steps was crossed, also inside a kept
+// predicted phase: one in every window [25k, 25k + 25).
+TEST(Resume, HybridRunsCheckpointEveryWindowOfEverySteps) {
+  TempDir dir;
+  std::string manifest = dir.write("m.toml", full_manifest(dir.path() + "/a"));
+  ASSERT_EQ(run_to_end(hybrid_args({"run", manifest, "run.max_steps=400", "checkpointer.every_steps=25",
+                                    "checkpointer.keep_last=0"}),
+                       dir.path() + "/a.log"),
+            0)
+      << read_file(dir.path() + "/a.log");
+  std::string summary = read_file(dir.path() + "/a/r/summary.json");
+  EXPECT_EQ(summary.find("\"predicted_steps\":0,"), std::string::npos) << "no predicted step: " << summary;
+  std::map<std::int64_t, int> per_window;
+  for (const auto& line : metric_lines(dir.path() + "/a/r", "checkpoint")) ++per_window[line.at("step").as_int64() / 25];
+  for (std::int64_t k = 1; k <= 16; ++k) EXPECT_EQ(per_window[k], 1) << "checkpoints in [" << 25 * k << ", " << 25 * k + 25 << ")";
 }
 
 TEST(Resume, FallsBackToThePreviousCheckpointWhenTheLatestIsCorrupt) {

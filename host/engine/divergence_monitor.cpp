@@ -97,4 +97,31 @@ void DivergenceMonitor::reset_statistics() {
   forced_real_ = std::max(forced_real_, s_.force_real);
 }
 
+void DivergenceMonitor::save(torch::serialize::OutputArchive& a) const {
+  a.write("monitor/counts", torch::tensor({steps_, forced_real_, since_snapshot_, quiet_steps_}, torch::kInt64));
+  a.write("monitor/statistics", torch::tensor({loss_mean_, loss_var_, grad_mean_, horizon_factor_}, torch::kFloat64));
+  std::vector<double> recent(recent_losses_.begin(), recent_losses_.end());
+  a.write("monitor/recent_losses", torch::tensor(recent, torch::kFloat64));
+}
+
+void DivergenceMonitor::load(torch::serialize::InputArchive& a) {
+  torch::Tensor counts, statistics, recent;
+  if (!a.try_read("monitor/counts", counts)) return;
+  a.read("monitor/statistics", statistics);
+  a.read("monitor/recent_losses", recent);
+  auto c = counts.accessor<std::int64_t, 1>();
+  steps_ = c[0];
+  forced_real_ = c[1];
+  since_snapshot_ = c[2];
+  quiet_steps_ = c[3];
+  auto s = statistics.accessor<double, 1>();
+  loss_mean_ = s[0];
+  loss_var_ = s[1];
+  grad_mean_ = s[2];
+  horizon_factor_ = s[3];
+  recent_losses_.clear();
+  auto r = recent.accessor<double, 1>();
+  for (std::int64_t i = 0; i < recent.size(0); ++i) recent_losses_.push_back(r[i]);
+}
+
 }  // namespace hpt::host

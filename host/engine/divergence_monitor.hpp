@@ -17,6 +17,9 @@
 #include <deque>
 #include <string>
 
+#include <torch/serialize/input-archive.h>
+#include <torch/serialize/output-archive.h>
+
 #include "config/divergence_settings.hpp"
 
 namespace hpt::host {
@@ -52,6 +55,11 @@ class DivergenceMonitor {
   void snapshot_taken() { since_snapshot_ = 0; }
   // Forget the statistics after a roll-back (they describe the discarded trajectory).
   void reset_statistics();
+
+  // Everything the monitor has learned, for checkpoints: keys "monitor/..." of `archive`.
+  void save(torch::serialize::OutputArchive& archive) const;
+  // Restores what save() wrote; an archive without it (an older checkpoint) leaves the monitor as it is.
+  void load(torch::serialize::InputArchive& archive);
 
  private:
   DivergenceSettings s_;

@@ -96,7 +96,7 @@ Engine::Engine(ResolvedManifest manifest, PluginLoader& loader, EngineOptions op
   progress_ = std::make_unique<Progress>(options_.progress, logger_);
 
   if (run.resume) resume_from_checkpoint();
-  take_last_good();
+  if (!restored_last_good_) take_last_good();
 }
 
 const std::string& Engine::run_dir() const { return summary_.run_dir; }
@@ -133,11 +133,13 @@ void Engine::real_steps(const PhaseDecision& d) {
   }
 }
 
+// A phase and the real step after it are one unit: the step lets the correction
+// strategy compare the forecast with a real update, so a stop signal waits for it.
 void Engine::predicted_then_correct(const PhaseDecision& d) {
   std::int64_t kept = predicted_phase(monitor_.horizon_cap(std::max<std::int64_t>(1, d.length)));
+  if (kept == 0) real_step(StepKind::Full);  // keep moving when a forecast was refused or rolled back
+  else if (state_.step < state_.max_steps) real_step(StepKind::Correct);
   check_signal();
-  if (kept == 0 && !stop_) real_step(StepKind::Full);  // keep moving when a forecast was refused
-  else if (kept > 0 && state_.step < state_.max_steps) real_step(StepKind::Correct);
   maybe_evaluate(false);
 }
 
@@ -455,6 +457,7 @@ void Engine::write_summary() {
 void Engine::take_last_good() {
   last_good_params_ = backend_->snapshot(params_);
   last_good_optimizer_ = archive_bytes([&](auto& a) { optimizer_->save(a); });
+  lr_cut_since_last_good_ = 1.0;
   monitor_.snapshot_taken();
 }
 
@@ -475,10 +478,12 @@ void Engine::handle_diagnosis(const Diagnosis& d) {
   ++summary_.divergence_rollbacks;
   backend_->restore(params_, last_good_params_);
   read_archive(last_good_optimizer_, [&](auto& a) { optimizer_->load(a); });
-  optimizer_->scale_learning_rate(s.lr_cut);
+  lr_cut_since_last_good_ *= s.lr_cut;
+  optimizer_->scale_learning_rate(lr_cut_since_last_good_);
+  pending_forecast_.reset();  // it forecast the trajectory just discarded
   monitor_.reset_statistics();
-  logger_->warn("step {}: {}; rolled back to the last good state and cut the learning rate to {:g}", state_.step,
-                d.reason, optimizer_->learning_rate() * s.lr_cut);
+  logger_->warn("step {}: {}; rolled back to the last good state and cut the learning rate to {:g}x ({:g})",
+                state_.step, d.reason, lr_cut_since_last_good_, optimizer_->learning_rate() * lr_cut_since_last_good_);
 }
 
 }  // namespace hpt::host

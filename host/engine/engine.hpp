@@ -119,6 +119,8 @@ class Engine {
   void wait_for_checkpoint();
   void finish_checkpoints();
   void resume_from_checkpoint();
+  void save_last_good(torch::serialize::OutputArchive& archive) const;
+  bool load_last_good(torch::serialize::InputArchive& archive);  // false: the archive has none
 
   ResolvedManifest manifest_;
   EngineOptions options_;
@@ -157,6 +159,10 @@ class Engine {
   std::vector<torch::Tensor> last_good_params_;
   std::string last_good_optimizer_;
   std::int64_t critical_rollbacks_ = 0;
+  // The product of the learning-rate cuts since the last good state was taken: a roll-back
+  // restores that state's learning rate and applies all of them, so cuts compound.
+  double lr_cut_since_last_good_ = 1.0;
+  bool restored_last_good_ = false;  // a checkpoint gave the last good state
   std::unique_ptr<Progress> progress_;
 };
 

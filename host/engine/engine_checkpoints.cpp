@@ -1,6 +1,8 @@
 // The engine's side of checkpoints: what a checkpoint holds (one state file per
 // component and the engine's own counters), restoring it, and when and how it is saved
 // (in the foreground, or frozen and written by a BackgroundSave).
+#include <cstring>
+
 #include <ATen/CPUGeneratorImpl.h>
 
 #include "checkpoint/archive_io.hpp"
@@ -56,6 +58,7 @@ void Engine::visit_counters(Self& self, Visit&& visit) {
   visit("s_eval_seconds", self.summary_.eval_seconds);
   visit("last_eval_step", self.last_eval_step_);
   visit("evals_without_improvement", self.evals_without_improvement_);
+  visit("lr_cut_since_last_good", self.lr_cut_since_last_good_);
 }
 
 std::vector<Engine::StateFile> Engine::make_state_files() {
@@ -79,12 +82,14 @@ std::vector<Engine::StateFile> Engine::make_state_files() {
                   });
                   if (best_metric_) a.write("best_metric", torch::tensor(*best_metric_, torch::kFloat64));
                   a.write("rng", cpu_rng_state());
+                  monitor_.save(a);
+                  save_last_good(a);
                 },
                 [this](torch::serialize::InputArchive& a) {
                   visit_counters(*this, [&](const char* key, auto& value) {
                     torch::Tensor t;
-                    a.read(key, t);
-                    value = t.item<std::remove_reference_t<decltype(value)>>();
+                    // A counter added after the checkpoint was written keeps its start value.
+                    if (a.try_read(key, t)) value = t.item<std::remove_reference_t<decltype(value)>>();
                   });
                   clock_.set(summary_.train_seconds);
                   torch::Tensor t;
@@ -92,8 +97,35 @@ std::vector<Engine::StateFile> Engine::make_state_files() {
                   torch::Tensor rng;
                   a.read("rng", rng);
                   set_cpu_rng_state(rng);
+                  monitor_.load(a);
+                  restored_last_good_ = load_last_good(a);
                 }},
   };
+}
+
+// The last good state the divergence monitor rolls back to: its parameters and the
+// optimizer's state, as they were when it was taken.
+void Engine::save_last_good(torch::serialize::OutputArchive& a) const {
+  a.write("last_good/count", torch::tensor(static_cast<std::int64_t>(last_good_params_.size()), torch::kInt64));
+  for (std::size_t i = 0; i < last_good_params_.size(); ++i)
+    a.write("last_good/param_" + std::to_string(i), last_good_params_[i]);
+  torch::Tensor bytes = torch::empty({static_cast<std::int64_t>(last_good_optimizer_.size())}, torch::kUInt8);
+  std::memcpy(bytes.data_ptr<std::uint8_t>(), last_good_optimizer_.data(), last_good_optimizer_.size());
+  a.write("last_good/optimizer", bytes);
+}
+
+bool Engine::load_last_good(torch::serialize::InputArchive& a) {
+  torch::Tensor count, bytes;
+  if (!a.try_read("last_good/count", count)) return false;  // an older checkpoint
+  std::vector<torch::Tensor> params(static_cast<std::size_t>(count.item<std::int64_t>()));
+  for (std::size_t i = 0; i < params.size(); ++i) a.read("last_good/param_" + std::to_string(i), params[i]);
+  a.read("last_good/optimizer", bytes);
+  if (params.size() != params_.size()) return false;
+  for (std::size_t i = 0; i < params.size(); ++i) params[i] = params[i].to(params_[i].device());
+  last_good_params_ = std::move(params);
+  last_good_optimizer_.assign(reinterpret_cast<const char*>(bytes.data_ptr<std::uint8_t>()),
+                              static_cast<std::size_t>(bytes.numel()));
+  return true;
 }
 
 std::vector<CheckpointFile> Engine::checkpoint_files() const {

@@ -1,8 +1,19 @@
 #include "output/metrics_log.hpp"
 
+#include <cmath>
+
 #include "hpt/error.hpp"
 
 namespace hpt::host {
+
+namespace {
+// JSON has no NaN or infinity: a non-finite number is written as null (a diverged
+// loss), so that every line stays valid JSON.
+boost::json::value number(double v) {
+  if (std::isfinite(v)) return v;
+  return nullptr;
+}
+}  // namespace
 
 MetricsLog::MetricsLog(const std::string& path, std::int64_t log_every)
     : out_(std::make_unique<std::ofstream>(path, std::ios::app)), path_(path), log_every_(log_every) {
@@ -24,9 +35,9 @@ void MetricsLog::step(const StepRecord& r, double train_seconds, const char* kin
   line["type"] = "step";
   line["step"] = r.step;
   line["kind"] = kind ? kind : to_string(r.kind);
-  line["loss"] = r.loss;
-  line["lr"] = r.learning_rate;
-  line["grad_norm"] = r.grad_norm;
+  line["loss"] = number(r.loss);
+  line["lr"] = number(r.learning_rate);
+  line["grad_norm"] = number(r.grad_norm);
   line["seconds"] = r.seconds;
   line["train_seconds"] = train_seconds;
   line["forward"] = r.forward_passes;
@@ -43,7 +54,7 @@ void MetricsLog::eval(std::int64_t step, double train_seconds, double eval_secon
   line["train_seconds"] = train_seconds;
   line["eval_seconds"] = eval_seconds;
   line["backward_passes"] = backward_passes;
-  for (const auto& [k, v] : metrics) line[k] = v;
+  for (const auto& [k, v] : metrics) line[k] = number(v);
   append(line);
   flush();
 }

@@ -8,12 +8,16 @@
 //   roll-back) writes the new one completely and then swaps it in atomically; the old
 //   one is deleted afterwards. The checkpoint the run resumed from is the exception:
 //   it is never replaced or deleted, and a save at its step keeps it and writes nothing.
-// - due() is false for the step of the last save or load (so never twice for one step).
+// - every_steps: due when the step has crossed a multiple of every_steps since the last
+//   save or load (a hybrid run may jump over the multiple inside a predicted phase: the
+//   checkpoint comes at the first step after it). Never twice for one step.
 // - `latest` points at the checkpoint written last; `best` at the best by best_metric
 //   among those kept. Leftover .tmp-* entries of a crash are removed on the next save.
 // - With `background`, the engine calls save() on a thread of its own, one save at a
 //   time, while training goes on calling due(); save() and due() share only last_step_,
-//   which is atomic for that reason.
+//   which is atomic for that reason. due() itself moves last_step_ to the step it
+//   answers yes for (the engine saves when told to), so a save still in flight is not
+//   asked for twice.
 #include <algorithm>
 #include <atomic>
 #include <cmath>
@@ -103,8 +107,12 @@ class TorchCheckpointer : public hpt::Checkpointer {
   }
 
   bool due(std::int64_t step, double seconds_since_last) const override {
-    if (step == last_step_) return false;
-    return (every_steps_ > 0 && step % every_steps_ == 0) || (every_seconds_ > 0 && seconds_since_last >= every_seconds_);
+    const std::int64_t last = last_step_;
+    if (step == last) return false;
+    const bool crossed = every_steps_ > 0 && step / every_steps_ > last / every_steps_;
+    if (!crossed && !(every_seconds_ > 0 && seconds_since_last >= every_seconds_)) return false;
+    last_step_ = step;
+    return true;
   }
 
   hpt::CheckpointInfo save(std::int64_t step, const std::vector<hpt::CheckpointFile>& files,
