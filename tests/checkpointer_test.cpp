@@ -316,6 +316,25 @@ TEST_F(CheckpointerTest, BestModeMaxKeepsTheHighest) {
   EXPECT_EQ(link_target("best"), "step_000006");
 }
 
+// Bits per character fall as a language model learns: `best` is the lowest bpc.
+TEST_F(CheckpointerTest, BestOfBitsPerCharacterIsTheLowest) {
+  auto ckpt = make({{"keep_last", std::int64_t{1}}, {"keep_best", std::int64_t{1}}, {"best_metric", std::string("val_bpc")}});
+  const double bpc[] = {3.1, 2.2, 2.6};
+  for (std::int64_t step = 1; step <= 3; ++step) ckpt->save(step, small_files(step), {{"val_bpc", bpc[step - 1]}});
+  EXPECT_EQ(link_target("best"), "step_000002");
+}
+
+// One rule for a metric's direction, for run.target, early stopping, the plateau
+// schedule and the checkpointer alike.
+TEST(MetricDirection, LowerIsBetterForLossesErrorsPerplexitiesAndBitsPerCharacter) {
+  for (const char* low : {"val_loss", "train_loss", "val_error", "perplexity", "val_ppl", "val_bpc"})
+    EXPECT_TRUE(hpt::lower_is_better(low)) << low;
+  for (const char* high : {"val_accuracy", "f1", "val_acc"}) EXPECT_FALSE(hpt::lower_is_better(high)) << high;
+  EXPECT_TRUE(hpt::lower_is_better("val_accuracy", "min"));
+  EXPECT_FALSE(hpt::lower_is_better("val_loss", "max"));
+  EXPECT_THROW(hpt::lower_is_better("val_loss", "lower"), hpt::BadInput);
+}
+
 TEST_F(CheckpointerTest, RetentionNeverDeletesTheCheckpointLoadedLast) {
   auto first = make({{"keep_last", std::int64_t{1}}});
   first->save(1, small_files(1), {});

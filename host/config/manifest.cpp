@@ -300,7 +300,7 @@ const std::vector<SectionDefault>& section_defaults() {
 std::vector<OptionSpec> goal_specs(bool early_stop) {
   std::vector<OptionSpec> specs = {
       option_string("metric", "", "the evaluation metric to watch, e.g. val_accuracy"),
-      option_string("mode", "auto", "max: higher is better; min: lower is better; auto: min for names with 'loss' or 'perplexity' or 'bpc'", {"auto", "max", "min"}),
+      option_string("mode", "auto", "max: higher is better; min: lower is better; auto: min for names with 'loss', 'error', 'perplexity', 'ppl' or 'bpc'", {"auto", "max", "min"}),
   };
   if (early_stop) {
     specs.push_back(option_int("patience", 5, "evaluations without improvement before stopping", 1));
@@ -318,13 +318,7 @@ std::vector<OptionSpec> goal_specs(bool early_stop) {
   return specs;
 }
 
-bool maximize(const std::string& metric, const std::string& mode) {
-  if (mode == "max") return true;
-  if (mode == "min") return false;
-  for (const char* low : {"loss", "perplexity", "bpc", "error"})
-    if (metric.find(low) != std::string::npos) return false;
-  return true;
-}
+bool maximize(const std::string& metric, const std::string& mode) { return !lower_is_better(metric, mode); }
 
 }  // namespace
 

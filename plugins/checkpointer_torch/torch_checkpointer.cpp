@@ -58,14 +58,6 @@ std::optional<std::int64_t> step_of_name(const std::string& name) {
   return step;
 }
 
-// best_mode "auto": lower is better for losses, errors and perplexities, higher otherwise.
-bool lower_is_better(const std::string& metric, const std::string& mode) {
-  if (mode != "auto") return mode == "min";
-  for (const char* word : {"loss", "error", "perplexity", "ppl"})
-    if (metric.find(word) != std::string::npos) return true;
-  return false;
-}
-
 std::string same_path_key(const std::string& path) {
   std::error_code ec;
   fs::path p = fs::weakly_canonical(path, ec);
@@ -82,8 +74,8 @@ class TorchCheckpointer : public hpt::Checkpointer {
         hpt::option_int("keep_best", 0, "also keep the best this many by best_metric", 0),
         hpt::option_string("best_metric", "", "the metric that ranks checkpoints for keep_best and `best` (empty: none)"),
         hpt::option_string("best_mode", "auto",
-                           "whether higher or lower best_metric is better; auto: lower for *loss*, *error*, "
-                           "*perplexity*, higher otherwise",
+                           "whether higher or lower best_metric is better; auto: by the metric's name, as "
+                           "run.target (lower for *loss*, *error*, *perplexity*, *ppl*, *bpc*)",
                            {"auto", "max", "min"}),
         hpt::option_string("directory", "checkpoints", "where checkpoints go, relative to the run directory"),
         hpt::option_bool("background", false,
@@ -100,7 +92,7 @@ class TorchCheckpointer : public hpt::Checkpointer {
         keep_last_(options.get_int("keep_last")),
         keep_best_(options.get_int("keep_best")),
         best_metric_(options.get_string("best_metric")),
-        lower_is_better_(lower_is_better(best_metric_, options.get_string("best_mode"))) {
+        lower_is_better_(hpt::lower_is_better(best_metric_, options.get_string("best_mode"))) {
     if (keep_best_ > 0 && best_metric_.empty())
       throw hpt::BadInput("checkpointer.keep_best = " + std::to_string(keep_best_) +
                           " needs checkpointer.best_metric (the metric that says which checkpoints are best)");

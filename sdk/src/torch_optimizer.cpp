@@ -1,5 +1,7 @@
 #include "hpt/torch_optimizer.hpp"
 
+#include "hpt/metric_direction.hpp"
+
 #include "hpt/error.hpp"
 #include "hpt/gradient_clipping.hpp"
 
@@ -21,10 +23,7 @@ LrScheduleConfig schedule_config(const PluginContext& context, const Options& op
   c.step_size = options.get_int("step_size");
   c.gamma = options.get_float("gamma");
   c.plateau_metric = options.get_string("plateau_metric");
-  const std::string& mode = options.get_string("plateau_mode");
-  if (mode != "min" && mode != "max")
-    throw BadInput("option 'plateau_mode' must be \"min\" or \"max\", got \"" + mode + "\"");
-  c.plateau_maximize = mode == "max";
+  c.plateau_maximize = !lower_is_better(c.plateau_metric, options.get_string("plateau_mode"));
   c.plateau_factor = options.get_float("plateau_factor");
   c.plateau_patience = options.get_int("plateau_patience");
   c.plateau_threshold = options.get_float("plateau_threshold");
@@ -54,7 +53,9 @@ std::vector<OptionSpec> TorchOptimizer::common_options(double lr_default) {
       option_int("step_size", 1000, "step: multiply the lr by gamma every this many steps", 1),
       option_float("gamma", 0.1, "step: the factor applied every step_size steps", 0.0),
       option_string("plateau_metric", "val_loss", "plateau: the evaluation metric watched"),
-      option_string("plateau_mode", "min", "plateau: whether lower (min) or higher (max) is better", {"min", "max"}),
+      option_string("plateau_mode", "auto",
+                    "plateau: whether lower (min) or higher (max) is better; auto: by the metric's name, as run.target",
+                    {"auto", "min", "max"}),
       option_float("plateau_factor", 0.1, "plateau: the factor applied on a plateau", 0.0, 1.0),
       option_int("plateau_patience", 10, "plateau: evaluations without improvement tolerated before reducing", 0),
       option_float("plateau_threshold", 1e-4, "plateau: relative improvement that counts as better", 0.0),

@@ -7,6 +7,7 @@
 #include "hpt/correction.hpp"
 #include "hpt/dynamics.hpp"
 #include "hpt/error.hpp"
+#include "hpt/metric_direction.hpp"
 #include "hpt/optimizer.hpp"
 #include "hpt/options.hpp"
 #include "hpt/phase.hpp"
