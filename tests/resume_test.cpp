@@ -402,6 +402,11 @@ TEST(Resume, SurvivesTwentySigkillsAtRandomMoments) {
   EXPECT_GE(kills, 15);
   ASSERT_EQ(run_to_end(with({"resume", run_dir}), log), 0) << read_file(log);
   expect_bit_identical(dir.path() + "/ref/r", run_dir);
+  // metrics.jsonl parses line by line and has each step once, as the uninterrupted run's.
+  std::map<std::int64_t, int> seen;
+  for (const auto& line : metric_lines(run_dir, "step")) ++seen[line.at("step").as_int64()];
+  ASSERT_EQ(seen.size(), 3000u);
+  for (const auto& [step, count] : seen) EXPECT_EQ(count, 1) << "step " << step;
   (void)completed_early;
 }
 

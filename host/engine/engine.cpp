@@ -251,6 +251,7 @@ std::int64_t Engine::predicted_phase(std::int64_t horizon) {
   PhaseOutcome outcome;
   outcome.planned = horizon;
   outcome.loss_before = outcome.loss_after = probe_loss();
+  metrics_.begin_phase();  // its lines say at the end whether the phase was kept
   std::int64_t applied = 0;
   Verdict verdict = Verdict::Continue;
   while (applied < horizon && verdict == Verdict::Continue) {
@@ -312,6 +313,7 @@ void Engine::apply_predicted_step(const Forecast& forecast, std::int64_t index) 
 
 void Engine::roll_back_phase(const std::vector<torch::Tensor>& snapshot, std::int64_t step_before,
                              std::int64_t applied) {
+  metrics_.end_phase(/*rolled_back=*/true);
   auto t0 = StepClock::now();
   backend_->restore(params_, snapshot);
   backend_->synchronize();
@@ -325,6 +327,7 @@ void Engine::roll_back_phase(const std::vector<torch::Tensor>& snapshot, std::in
 }
 
 void Engine::keep_phase(Forecast forecast, std::int64_t applied) {
+  metrics_.end_phase(/*rolled_back=*/false);
   summary_.predicted_steps += applied;
   state_.predicted_steps += applied;
   pending_forecast_ = std::move(forecast);  // the correction strategy compares it with the next real step

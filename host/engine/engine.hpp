@@ -163,6 +163,7 @@ class Engine {
   // restores that state's learning rate and applies all of them, so cuts compound.
   double lr_cut_since_last_good_ = 1.0;
   bool restored_last_good_ = false;  // a checkpoint gave the last good state
+  std::uint64_t metrics_length_ = 0;  // metrics.jsonl's length at the last checkpoint (synced)
   std::unique_ptr<Progress> progress_;
 };
 

@@ -2,6 +2,7 @@
 // component and the engine's own counters), restoring it, and when and how it is saved
 // (in the foreground, or frozen and written by a BackgroundSave).
 #include <cstring>
+#include <limits>
 
 #include <ATen/CPUGeneratorImpl.h>
 
@@ -82,6 +83,7 @@ std::vector<Engine::StateFile> Engine::make_state_files() {
                   });
                   if (best_metric_) a.write("best_metric", torch::tensor(*best_metric_, torch::kFloat64));
                   a.write("rng", cpu_rng_state());
+                  a.write("metrics_length", torch::tensor(static_cast<std::int64_t>(metrics_length_), torch::kInt64));
                   monitor_.save(a);
                   save_last_good(a);
                 },
@@ -99,6 +101,10 @@ std::vector<Engine::StateFile> Engine::make_state_files() {
                   set_cpu_rng_state(rng);
                   monitor_.load(a);
                   restored_last_good_ = load_last_good(a);
+                  torch::Tensor length;
+                  metrics_length_ = a.try_read("metrics_length", length)
+                                        ? static_cast<std::uint64_t>(length.item<std::int64_t>())
+                                        : std::numeric_limits<std::uint64_t>::max();  // not recorded: keep every line
                 }},
   };
 }
@@ -181,6 +187,7 @@ void Engine::resume_from_checkpoint() {
   for (const auto& c : list) {
     try {
       restore_checkpoint(checkpointer_->load(c.path), c.path);
+      metrics_.resume(state_.step, c.path, metrics_length_);
       logger_->info("resumed from {} (step {})", c.path, state_.step);
       return;
     } catch (const CheckpointMismatch&) {
@@ -225,6 +232,7 @@ void Engine::save_checkpoint(bool final) {
       return;
     }
   Metrics metrics = summary_.final_metrics;
+  metrics_length_ = metrics_.sync();  // metrics.jsonl is on disk up to here before the checkpoint exists
   last_checkpoint_step_ = state_.step;
   last_checkpoint_seconds_ = clock_.seconds();
   // The last save of a run gains nothing from a thread: the run waits for it anyway.

@@ -1,6 +1,15 @@
 #include "output/metrics_log.hpp"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
 #include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <iterator>
 
 #include "hpt/error.hpp"
 
@@ -20,12 +29,65 @@ MetricsLog::MetricsLog(const std::string& path, std::int64_t log_every)
   if (!*out_) throw RunError("cannot open " + path + " for writing");
 }
 
-void MetricsLog::append(const boost::json::object& line) {
-  if (out_) *out_ << boost::json::serialize(line) << '\n';
+void MetricsLog::append(boost::json::object line) {
+  if (!out_) return;
+  if (holding_) held_.push_back(std::move(line));
+  else *out_ << boost::json::serialize(line) << '\n';
 }
 
 void MetricsLog::flush() {
   if (out_) out_->flush();
+}
+
+void MetricsLog::begin_phase() { holding_ = true; }
+
+void MetricsLog::end_phase(bool rolled_back) {
+  holding_ = false;
+  for (auto& line : held_) {
+    if (line.at("type") == "step" && line.at("kind") == "predicted") line["discarded"] = rolled_back;
+    append(std::move(line));
+  }
+  held_.clear();
+}
+
+std::uint64_t MetricsLog::sync() {
+  if (!out_) return 0;
+  out_->flush();
+  int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw RunError("cannot open " + path_ + " to sync it: " + std::strerror(errno));
+  int failed = ::fsync(fd);
+  int err = errno;
+  struct stat st {};
+  ::fstat(fd, &st);
+  ::close(fd);
+  if (failed != 0) throw RunError("cannot sync " + path_ + ": " + std::strerror(err));
+  return static_cast<std::uint64_t>(st.st_size);
+}
+
+void MetricsLog::resume(std::int64_t step, const std::string& checkpoint, std::uint64_t length) {
+  if (!out_) return;
+  out_->flush();
+  std::error_code ec;
+  std::uint64_t size = std::filesystem::file_size(path_, ec);
+  if (ec) size = 0;
+  std::uint64_t keep = std::min(size, length);
+  if (keep == size && keep > 0) {
+    // Shorter than the checkpoint says (or an older checkpoint that recorded nothing):
+    // keep every complete line, drop a half-written last one.
+    std::ifstream in(path_, std::ios::binary);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::size_t end = text.rfind('\n');
+    keep = end == std::string::npos ? 0 : end + 1;
+  }
+  if (keep < size && ::truncate(path_.c_str(), static_cast<off_t>(keep)) != 0)
+    throw RunError("cannot cut " + path_ + " back to the checkpoint: " + std::strerror(errno));
+  boost::json::object line;
+  line["type"] = "resume";
+  line["step"] = step;
+  line["checkpoint"] = checkpoint;
+  line["discarded_bytes"] = size - keep;
+  append(std::move(line));
+  flush();
 }
 
 void MetricsLog::step(const StepRecord& r, double train_seconds, const char* kind) {
@@ -35,14 +97,15 @@ void MetricsLog::step(const StepRecord& r, double train_seconds, const char* kin
   line["type"] = "step";
   line["step"] = r.step;
   line["kind"] = kind ? kind : to_string(r.kind);
-  line["loss"] = number(r.loss);
+  // A predicted step's loss is the forecast's, not a measurement.
+  line[r.kind == StepKind::Predicted ? "forecast_loss" : "loss"] = number(r.loss);
   line["lr"] = number(r.learning_rate);
   line["grad_norm"] = number(r.grad_norm);
   line["seconds"] = r.seconds;
   line["train_seconds"] = train_seconds;
   line["forward"] = r.forward_passes;
   line["backward"] = r.backward_passes;
-  append(line);
+  append(std::move(line));
 }
 
 void MetricsLog::eval(std::int64_t step, double train_seconds, double eval_seconds, std::int64_t backward_passes,
@@ -55,7 +118,7 @@ void MetricsLog::eval(std::int64_t step, double train_seconds, double eval_secon
   line["eval_seconds"] = eval_seconds;
   line["backward_passes"] = backward_passes;
   for (const auto& [k, v] : metrics) line[k] = number(v);
-  append(line);
+  append(std::move(line));
   flush();
 }
 
@@ -65,7 +128,7 @@ void MetricsLog::rollback(std::int64_t step, std::int64_t discarded) {
   line["type"] = "rollback";
   line["step"] = step;
   line["discarded"] = discarded;
-  append(line);
+  append(std::move(line));
 }
 
 void MetricsLog::divergence(std::int64_t step, const char* alarm, const std::string& reason) {
@@ -75,7 +138,7 @@ void MetricsLog::divergence(std::int64_t step, const char* alarm, const std::str
   line["step"] = step;
   line["alarm"] = alarm;
   line["reason"] = reason;
-  append(line);
+  append(std::move(line));
 }
 
 void MetricsLog::checkpoint(std::int64_t step, const std::string& path, double seconds, double stall_seconds,
@@ -89,7 +152,7 @@ void MetricsLog::checkpoint(std::int64_t step, const std::string& path, double s
   line["seconds"] = seconds;
   line["stall_seconds"] = stall_seconds;
   if (snapshot_seconds) line["snapshot_seconds"] = *snapshot_seconds;  // the rest of the stall: waiting for it
-  append(line);
+  append(std::move(line));
 }
 
 }  // namespace hpt::host

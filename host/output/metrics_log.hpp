@@ -1,6 +1,15 @@
 // metrics.jsonl: one JSON object per line, a line per logged step, evaluation,
-// roll-back, divergence alarm and checkpoint (docs/architecture.md, "Run directory").
-// The engine says what happened; this class alone decides how it is written.
+// roll-back, divergence alarm, checkpoint and resume (docs/architecture.md, "Run
+// directory"). The engine says what happened; this class alone decides how it is
+// written. What a reader can rely on, even after a crash:
+// - every line is a complete JSON object (numbers that are not finite are null);
+// - everything up to a checkpoint is on disk (flushed and fsynced) before the
+//   checkpoint is published (sync() returns the length the checkpoint records);
+// - a resumed run first cuts the file back to that length (the lines after the
+//   checkpoint, and a half-written last line, go) and writes a "resume" line, so each
+//   step appears once per trajectory;
+// - predicted steps carry `forecast_loss` (the dynamics model's forecast, not a
+//   measurement) and `discarded` (true when their phase was rolled back).
 #pragma once
 
 #include <cstdint>
@@ -8,6 +17,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <boost/json.hpp>
 
@@ -30,13 +40,25 @@ class MetricsLog {
   // snapshot_seconds: set for a background save (the part of the stall spent on the snapshot).
   void checkpoint(std::int64_t step, const std::string& path, double seconds, double stall_seconds,
                   std::optional<double> snapshot_seconds);
+
+  // A predicted phase: its lines are held until end_phase() says whether it was kept.
+  void begin_phase();
+  void end_phase(bool rolled_back);
+
+  // Flushes and fsyncs; returns the file's length, which a checkpoint records.
+  std::uint64_t sync();
   void flush();
+  // Resuming from a checkpoint that recorded `length`: cuts the file back to it (or, for
+  // a file shorter than that, to its last complete line) and writes a "resume" line.
+  void resume(std::int64_t step, const std::string& checkpoint, std::uint64_t length);
 
  private:
-  void append(const boost::json::object& line);
+  void append(boost::json::object line);
   std::unique_ptr<std::ofstream> out_;
   std::string path_;
   std::int64_t log_every_ = 1;
+  bool holding_ = false;
+  std::vector<boost::json::object> held_;
 };
 
 }  // namespace hpt::host
