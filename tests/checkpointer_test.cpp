@@ -442,6 +442,27 @@ TEST_F(CheckpointerTest, ExportToJsonRoundTrips) {
   }
 }
 
+TEST_F(CheckpointerTest, TheDirectoryStaysInsideTheRunDirectory) {
+  for (const char* outside : {"/tmp/checkpoints", "../../elsewhere", "a/../../b", ""})
+    expect_bad_input([&] { make({{"directory", std::string(outside)}}); },
+                     {"checkpointer.directory must be a relative path inside the run directory"});
+  EXPECT_NO_THROW(make({{"directory", std::string("saves/nested")}}));
+}
+
+// `hpt export -o DIR` with an existing directory writes the file into it and leaves no
+// temporary file behind.
+TEST_F(CheckpointerTest, ExportIntoAnExistingDirectoryWritesTheFileInside) {
+  Net net = make_net(1);
+  make()->save(9, state_files(*net, 9), {});
+  const std::string out = dir() + "/exported";
+  fs::create_directories(out);
+  auto r = hpt::test::run_hpt({"export", dir() + "/latest", "-o", out});
+  ASSERT_EQ(r.code, 0) << r.err;
+  std::vector<std::string> names;
+  for (const auto& entry : fs::directory_iterator(out)) names.push_back(entry.path().filename().string());
+  EXPECT_EQ(names, std::vector<std::string>{"step_000009.weights.pt"});
+}
+
 TEST_F(CheckpointerTest, ExportToTorchRoundTrips) {
   Net net = make_net(1);
   auto info = make()->save(9, state_files(*net, 9), {});

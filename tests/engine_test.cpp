@@ -3,11 +3,14 @@
 // run no forward or backward pass, and roll back bit for bit.
 #include "engine/engine.hpp"
 
+#include <filesystem>
+
 #include <cmath>
 #include <sstream>
 
 #include <boost/json.hpp>
 
+#include "process/error_text.hpp"
 #include "test_support.hpp"
 
 using hpt::host::Engine;
@@ -227,6 +230,52 @@ TEST(Engine, LearningRateCutsCompoundOverRollBacks) {
   }
   ASSERT_EQ(lrs.size(), 4u);
   for (std::size_t i = 0; i < lrs.size(); ++i) EXPECT_DOUBLE_EQ(lrs[i], 1e12 * std::pow(0.5, static_cast<double>(i))) << i;
+}
+
+TEST(Engine, ABestMetricTheTaskDoesNotReportIsBadInput) {
+  TempDir dir;
+  std::string path = dir.write("m.toml", kSynthetic);
+  auto r = run_hpt({"run", path, "run.runs_dir=\"" + dir.path() + "\"", "checkpointer.plugin=\"torch\"",
+                    "checkpointer.best_metric=\"val_acc\""});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, HasSubstr("checkpointer.best_metric: metric 'val_acc' is not reported by task 'synthetic'"));
+}
+
+// A plugin that fails to start leaves no run directory behind: the corrected command runs.
+TEST(Engine, AFailedStartLeavesNoRunDirectory) {
+  TempDir dir;
+  std::string path = dir.write("m.toml", kSynthetic);
+  const std::string runs = "run.runs_dir=\"" + dir.path() + "\"";
+  auto bad = run_hpt({"run", path, runs, "checkpointer.plugin=\"torch\"", "checkpointer.directory=\"/tmp/elsewhere\""});
+  EXPECT_EQ(bad.code, 2);
+  EXPECT_THAT(bad.err, HasSubstr("checkpointer.directory must be a relative path inside the run directory"));
+  EXPECT_FALSE(std::filesystem::exists(dir.path() + "/synthetic"));
+  auto good = run_hpt({"run", path, runs, "run.max_steps=5"});
+  EXPECT_EQ(good.code, 0) << good.err;
+}
+
+TEST(Engine, AFailedRunWritesASummarySayingWhy) {
+  TempDir dir;
+  std::string path = dir.write("m.toml", kSynthetic);
+  auto r = run_hpt({"run", path, "optimizer.plugin=\"sgd\"", "optimizer.lr=1e12", "run.runs_dir=\"" + dir.path() + "\""});
+  ASSERT_EQ(r.code, 1);
+  auto summary = boost::json::parse(read_file(dir.path() + "/synthetic/summary.json")).as_object();
+  EXPECT_EQ(summary.at("status").as_string(), "failed");
+  EXPECT_THAT(std::string(summary.at("error").as_string()), HasSubstr("training diverged"));
+  EXPECT_GT(summary.at("steps").as_int64(), 0);
+}
+
+// LibTorch's errors come with a 30-frame backtrace; hpt says the first line.
+TEST(Engine, AnAllocationFailureIsOneLine) {
+  try {
+    auto huge = torch::empty({std::int64_t{1} << 60}, torch::kFloat32);
+    FAIL() << "allocated " << huge.numel() << " floats";
+  } catch (const std::exception& e) {
+    std::string text = hpt::host::error_text(e);
+    EXPECT_THAT(text, HasSubstr("bytes"));
+    EXPECT_EQ(text.find('\n'), std::string::npos) << text;
+    EXPECT_EQ(text.find("Exception raised from"), std::string::npos) << text;
+  }
 }
 
 TEST(Engine, ExistingRunDirectoryIsNotOverwritten) {

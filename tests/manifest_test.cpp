@@ -130,3 +130,34 @@ TEST(Manifest, ResolvedManifestReadsBackExactly) {
   EXPECT_EQ(again.table()["optimizer"]["momentum"].value<double>(), 0.9) << text;
   EXPECT_EQ(again.table()["optimizer"]["plugin"].value<std::string>(), "sgd") << text;
 }
+
+// Every float must be finite and fit the float32 tensors it feeds; the message names the key.
+TEST(Manifest, FloatOptionsMustBeFiniteAndFitAFloat32) {
+  TempDir dir;
+  std::string path = dir.write("m.toml", kGood);
+  for (const char* lr : {"optimizer.lr=inf", "optimizer.lr=nan", "optimizer.lr=1e308"}) {
+    auto r = run_hpt({"validate", path, lr});
+    EXPECT_EQ(r.code, 2) << lr;
+    EXPECT_THAT(r.err, HasSubstr("'optimizer.lr' must be a finite float within +-3.4e38")) << lr << ": " << r.err;
+  }
+}
+
+TEST(Manifest, ADirectoryIsNotAManifest) {
+  TempDir dir;
+  auto r = run_hpt({"validate", dir.path()});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, HasSubstr(dir.path() + ": it is a directory"));
+}
+
+TEST(Manifest, RunNameMustNameADirectory) {
+  TempDir dir;
+  std::string path = dir.write("m.toml", kGood);
+  auto nul = run_hpt({"validate", path, "run.name=\"a\\u0000b\""});
+  EXPECT_EQ(nul.code, 2) << nul.err;
+  EXPECT_THAT(nul.err, HasSubstr("'run.name' must be a directory name (it contains a NUL byte)"));
+  auto longer = run_hpt({"validate", path, "run.name=\"" + std::string(300, 'x') + "\""});
+  EXPECT_EQ(longer.code, 2);
+  EXPECT_THAT(longer.err, HasSubstr("it is 300 bytes long; at most 255"));
+  auto slash = run_hpt({"validate", path, "run.name=\"a/b\""});
+  EXPECT_THAT(slash.err, HasSubstr("it contains '/'"));
+}

@@ -2,6 +2,8 @@
 // names both sides, and the CLI turns that into exit code 2.
 #include "plugins/plugin_loader.hpp"
 
+#include <filesystem>
+
 #include "test_support.hpp"
 
 using hpt::PluginKind;
@@ -163,6 +165,47 @@ TEST(PluginsCommand, ListsEveryKindWithOptions) {
     EXPECT_THAT(r.out, HasSubstr(std::string("\n") + kind + " (")) << kind;
   EXPECT_THAT(r.out, HasSubstr("threads = 0"));
   EXPECT_EQ(r.out.find("(none)"), std::string::npos) << "a kind without any plugin:\n" << r.out;
+}
+
+TEST(PluginLoader, AnEmptyOrForeignFileIsNotASharedLibrary) {
+  TempDir dir;
+  dir.write("hpt_backend_testing.so", "");
+  try {
+    PluginLoader({dir.path()}).find(hpt::PluginKind::Backend, "testing");
+    FAIL() << "loaded an empty file";
+  } catch (const hpt::BadInput& e) {
+    EXPECT_THAT(std::string(e.what()), HasSubstr("hpt_backend_testing.so: it is empty, not a shared library"));
+  }
+  dir.write("hpt_backend_testing.so", "#!/bin/sh\necho not a library\n");
+  try {
+    PluginLoader({dir.path()}).find(hpt::PluginKind::Backend, "testing");
+    FAIL() << "loaded a script";
+  } catch (const hpt::BadInput& e) {
+    EXPECT_THAT(std::string(e.what()), HasSubstr("it is not a shared library (no ELF header)"));
+  }
+}
+
+TEST(PluginLoader, AWorldWritableLibraryIsWarnedAbout) {
+  TempDir dir;
+  const std::string copy = dir.path() + "/hpt_backend_testing.so";
+  std::filesystem::copy_file(variant_dir("good") + "/hpt_backend_testing.so", copy);
+  std::filesystem::permissions(copy, std::filesystem::perms::others_write, std::filesystem::perm_options::add);
+  PluginLoader loader({dir.path()});
+  std::vector<std::string> warnings;
+  loader.on_warning([&](const std::string& w) { warnings.push_back(w); });
+  loader.find(hpt::PluginKind::Backend, "testing");
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_THAT(warnings[0], HasSubstr(copy + " is writable by every user"));
+}
+
+// `hpt plugins` shows where each plugin comes from, and flags a library whose file name
+// and descriptor disagree instead of listing it under its descriptor's name.
+TEST(PluginsCommand, ShowsPathsAndFlagsAMisnamedLibrary) {
+  auto r = run_hpt({"plugins", "--kind", "backend", "--dir", variant_dir("misnamed")});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("from " + std::string(HPT_BINARY_DIR) + "/plugins/hpt_backend_cpu.so"));
+  EXPECT_EQ(r.out.find("other"), std::string::npos) << r.out;
+  EXPECT_THAT(r.err, HasSubstr(variant_dir("misnamed") + "/hpt_backend_testing.so says it is backend plugin 'other'"));
 }
 
 TEST(PluginsCommand, UnknownKindIsBadInput) {

@@ -228,6 +228,22 @@ TEST(Resume, SigtermFinishesTheStepAndWritesAFinalCheckpoint) {
   EXPECT_THAT(read_file(dir.path() + "/log"), HasSubstr("hpt resume"));
 }
 
+TEST(Resume, SigtermWithoutACheckpointerPromisesNoResume) {
+  TempDir dir;
+  std::string manifest = dir.write("m.toml", "[run]\nname = \"r\"\nmax_steps = 10000000\nruns_dir = \"" + dir.path() +
+                                                 "\"\n[task]\nplugin = \"synthetic\"\n[optimizer]\nplugin = \"adam\"\n");
+  pid_t pid = spawn({"run", manifest, "--no-progress"}, dir.path() + "/log");
+  std::string metrics = dir.path() + "/r/metrics.jsonl";
+  for (int i = 0; i < 600 && read_file(metrics).size() < 2000; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  kill(pid, SIGTERM);
+  EXPECT_EQ(wait_exit(pid), 143) << read_file(dir.path() + "/log");
+  std::string log = read_file(dir.path() + "/log");
+  EXPECT_THAT(log, HasSubstr("no checkpoint was written"));
+  EXPECT_EQ(log.find("hpt resume"), std::string::npos) << log;
+  EXPECT_THAT(read_file(dir.path() + "/r/summary.json"), HasSubstr("\"status\":\"interrupted\""));
+}
+
 // ---------------------------------------------------------------------------------
 // Background saves ([checkpointer] background = true)
 
@@ -330,9 +346,12 @@ TEST(BackgroundCheckpoint, StopAndResumeEqualsUninterruptedTraining) {
 TEST(BackgroundCheckpoint, AFailedSaveFailsTheRunNamingTheCheckpoint) {
   TempDir dir;
   std::string manifest = dir.write("m.toml", full_manifest(dir.path()));
-  dir.write("blocker", "a file where the checkpoint directory should go");
+  // A file where the checkpoint directory should go, inside the run directory (which
+  // run.resume lets the run reuse; checkpointer.directory may not leave it).
+  fs::create_directories(dir.path() + "/r");
+  dir.write("r/blocker", "a file where the checkpoint directory should go");
   std::string log = dir.path() + "/log";
-  int code = run_to_end({"run", manifest, kBackground, "checkpointer.directory=\"../blocker/checkpoints\"",
+  int code = run_to_end({"run", manifest, kBackground, "run.resume=true", "checkpointer.directory=\"blocker/checkpoints\"",
                          "--no-progress"},
                         log);
   EXPECT_EQ(code, 1) << read_file(log);

@@ -7,6 +7,7 @@
 #include "cli/commands.hpp"
 #include "config/manifest.hpp"
 #include "hpt/version.hpp"
+#include "process/error_text.hpp"
 #include "process/stop_signal.hpp"
 
 namespace hpt::host {
@@ -110,10 +111,13 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     err << "hpt: error: " << e.what() << "\n";
     return kExitBadInput;
   } catch (const Interrupted& e) {
-    err << "hpt: " << e.what() << "; the run can continue with `hpt resume`\n";
+    err << "hpt: " << e.what()
+        << (e.resumable ? "; the run can continue with `hpt resume RUN_DIR`\n"
+                        : "; no checkpoint was written (the manifest has no [checkpointer] section), so it cannot "
+                          "be resumed\n");
     return 128 + e.signal;
   } catch (const std::exception& e) {
-    err << "hpt: failed: " << e.what() << "\n";
+    err << "hpt: failed: " << error_text(e) << "\n";
     return kExitFailure;
   }
 }

@@ -1,4 +1,6 @@
 // hpt export CHECKPOINT [--format torch|json] [-o OUT]
+#include <filesystem>
+
 #include "checkpoint/checkpoint_tools.hpp"
 #include "cli/commands.hpp"
 #include "hpt/error.hpp"
@@ -12,7 +14,8 @@ const char* kExportHelp =
     "Writes the model weights of a checkpoint directory (runs/<name>/checkpoints/step_N, or\n"
     "its 'latest'/'best' link) as a compact torch archive (a dict name -> tensor that\n"
     "torch::pickle_load and Python's torch.load read) or as human-readable JSON. The\n"
-    "checkpoint's hashes are verified first. Default OUT: beside the checkpoint.\n";
+    "checkpoint's hashes are verified first. Default OUT: beside the checkpoint; an OUT that is\n"
+    "a directory gets the file inside it.\n";
 
 struct ExportArgs {
   std::string checkpoint;
@@ -29,6 +32,11 @@ void add_export_command(CommandLine& cl) {
     if (r->format != "torch" && r->format != "json")
       throw BadInput("--format must be torch or json, got '" + r->format + "'");
     std::string output = r->output.empty() ? default_export_path(r->checkpoint, r->format) : r->output;
+    std::error_code ec;
+    if (!r->output.empty() && std::filesystem::is_directory(r->output, ec))  // -o DIR: the file goes into it
+      output = (std::filesystem::path(r->output) /
+                std::filesystem::path(default_export_path(r->checkpoint, r->format)).filename())
+                   .string();
     export_checkpoint(r->checkpoint, r->format, output);
     cl.out << "wrote " << output << "\n";
     return kExitOk;

@@ -89,7 +89,7 @@ int list_plugins(const PluginsArgs& a, std::ostream& out, std::ostream& err) {
       if (p->kind != k) continue;
       any = true;
       out << "  " << std::left << std::setw(16) << p->name << " " << std::setw(8) << p->version << " " << p->summary
-          << "\n";
+          << "\n      from " << p->path << "\n";
       for (const auto& o : p->options) {
         std::string range;
         std::ostringstream r;

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <set>
+#include <limits>
 #include <sstream>
 
 namespace hpt::host {
@@ -54,6 +55,10 @@ void set_dotted(toml::table& root, const std::string& dotted, const toml::node& 
 }  // namespace
 
 Manifest Manifest::load(const std::string& path, const std::vector<std::string>& overrides) {
+  std::error_code ec;
+  if (fs::is_directory(path, ec))
+    throw BadInput("cannot read manifest " + path + ": it is a directory (give a .toml file, e.g. " +
+                   (fs::path(path) / "config.resolved.toml").string() + ", or `hpt resume " + path + "`)");
   std::ifstream in(path, std::ios::binary);
   if (!in) throw BadInput("cannot read manifest " + path + ": " + (fs::exists(path) ? "permission denied" : "no such file"));
   std::stringstream text;
@@ -200,6 +205,15 @@ class Validator {
       }
       return true;
     };
+    // Floats feed float32 tensors: inf, nan and values beyond float32's range (1e308 as
+    // a learning rate) would turn into inf where they are used.
+    auto finite_float = [&](double v) {
+      if (std::isfinite(v) && std::abs(v) <= static_cast<double>(std::numeric_limits<float>::max())) return true;
+      error(node, dotted,
+            "'" + dotted + "' must be a finite float within +-3.4e38 (the range of a float32 tensor), got " +
+                toml_value_text(node));
+      return false;
+    };
     switch (spec.type) {
       case OptionType::Bool:
         if (auto v = node.value_exact<bool>()) return OptionValue(*v);
@@ -213,7 +227,7 @@ class Validator {
       case OptionType::Float:
         if (node.is_number()) {
           double v = *node.value<double>();
-          if (!in_range(v)) return std::nullopt;
+          if (!finite_float(v) || !in_range(v)) return std::nullopt;
           return OptionValue(v);
         }
         return wrong();
@@ -243,7 +257,7 @@ class Validator {
             if (el.is_number()) {
               ok = true;
               double v = *el.value<double>();
-              if (!in_range(v)) return std::nullopt;
+              if (!finite_float(v) || !in_range(v)) return std::nullopt;
               floats.push_back(v);
             }
           } else if (auto v = el.value_exact<std::string>()) {
@@ -318,6 +332,18 @@ std::vector<OptionSpec> goal_specs(bool early_stop) {
   return specs;
 }
 
+// Why `name` cannot name a run directory, or "".
+std::string run_name_problem(const std::string& name) {
+  if (name.empty()) return "it is empty";
+  if (name == "." || name == "..") return "'" + name + "' is not a name";
+  if (name.find('/') != std::string::npos) return "it contains '/'";
+  if (name.find('\0') != std::string::npos) return "it contains a NUL byte";
+  for (unsigned char c : name)
+    if (c < 0x20 || c == 0x7f) return "it contains a control character";
+  if (name.size() > 255) return "it is " + std::to_string(name.size()) + " bytes long; at most 255";
+  return "";
+}
+
 bool maximize(const std::string& metric, const std::string& mode) { return !lower_is_better(metric, mode); }
 
 }  // namespace
@@ -378,6 +404,12 @@ ResolvedManifest resolve(const Manifest& manifest, PluginLoader& loader) {
   RunConfig& rc = out.run;
   rc.name = out.run_options.get_string("name");
   if (rc.name.empty()) rc.name = fs::path(manifest.path()).stem().string();
+  if (std::string why = run_name_problem(rc.name); !why.empty()) {
+    const toml::node* name = run ? run->get("name") : nullptr;
+    std::string text = "'run.name' must be a directory name (" + why + ")";
+    if (name) v.error(*name, "run.name", text);
+    else v.error(text + "; set run.name");
+  }
   rc.seed = out.run_options.get_int("seed");
   rc.max_steps = out.run_options.get_int("max_steps");
   rc.eval_every = out.run_options.get_int("eval_every");

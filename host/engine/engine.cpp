@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 
 #include "checkpoint/archive_io.hpp"
+#include "process/error_text.hpp"
 
 namespace hpt::host {
 
@@ -43,6 +44,18 @@ Engine::Engine(ResolvedManifest manifest, PluginLoader& loader, EngineOptions op
     metrics_ = MetricsLog(dir_->file("metrics.jsonl"), run.log_every);
   }
 
+  try {
+    start(loader);
+  } catch (...) {
+    // Nothing ran: a run directory this run made goes, so the corrected command is not refused.
+    logger_->flush();
+    if (dir_) dir_->remove_if_fresh();
+    throw;
+  }
+}
+
+void Engine::start(PluginLoader& loader) {
+  const RunConfig& run = manifest_.run;
   context_.logger = logger_;
   context_.seed = static_cast<std::uint64_t>(run.seed);
   context_.run_dir = dir_ ? dir_->path() : "";
@@ -72,17 +85,24 @@ Engine::Engine(ResolvedManifest manifest, PluginLoader& loader, EngineOptions op
   }
   state_files_ = make_state_files();
 
-  // Metrics named in run.target / run.early_stop must exist.
+  // Metrics named in run.target, run.early_stop and checkpointer.best_metric must exist.
+  std::vector<std::pair<std::string, std::string>> named;  // (where, metric)
+  if (run.target) named.emplace_back("run.target", run.target->metric);
+  if (run.early_stop) named.emplace_back("run.early_stop", run.early_stop->metric);
+  if (manifest_.has(PluginKind::Checkpointer)) {
+    const Options& o = manifest_.at(PluginKind::Checkpointer).options;
+    if (o.has("best_metric") && !o.get_string("best_metric").empty())
+      named.emplace_back("checkpointer.best_metric", o.get_string("best_metric"));
+  }
   auto names = task_->metric_names();
-  for (const auto* goal : {run.target ? &*run.target : nullptr, run.early_stop ? &*run.early_stop : nullptr}) {
-    if (goal && std::find(names.begin(), names.end(), goal->metric) == names.end()) {
-      std::string list;
-      for (const auto& n : names) list += (list.empty() ? "" : ", ") + n;
-      std::string near = closest_name(goal->metric, names);
-      throw BadInput(manifest_.source + ": metric '" + goal->metric + "' is not reported by task '" +
-                     manifest_.at(PluginKind::Task).info->name + "' (it reports: " + list + ")" +
-                     (near.empty() ? "" : "; did you mean '" + near + "'?"));
-    }
+  for (const auto& [where, metric] : named) {
+    if (std::find(names.begin(), names.end(), metric) != names.end()) continue;
+    std::string list;
+    for (const auto& n : names) list += (list.empty() ? "" : ", ") + n;
+    std::string near = closest_name(metric, names);
+    throw BadInput(manifest_.source + ": " + where + ": metric '" + metric + "' is not reported by task '" +
+                   manifest_.at(PluginKind::Task).info->name + "' (it reports: " + list + ")" +
+                   (near.empty() ? "" : "; did you mean '" + near + "'?"));
   }
 
   for (const auto& p : task_->model().parameters(true)) params_.push_back(p);
@@ -105,6 +125,26 @@ const std::string& Engine::run_dir() const { return summary_.run_dir; }
 // The loop
 
 RunSummary Engine::run() {
+  try {
+    return train();
+  } catch (const Interrupted&) {
+    throw;  // summary.json says "interrupted" already
+  } catch (const std::exception& e) {
+    // summary.json says the run failed, why, and at which step; the checkpoints and
+    // metrics so far stay.
+    summary_.status = "failed";
+    summary_.error = error_text(e);
+    summary_.steps = state_.step;
+    try {
+      write_summary();
+    } catch (const std::exception& also) {
+      logger_->error("could not write summary.json: {}", also.what());
+    }
+    throw;
+  }
+}
+
+RunSummary Engine::train() {
   logger_->info("run '{}' -> {}", manifest_.run.name, summary_.run_dir.empty() ? "(no run directory)" : summary_.run_dir);
   task_->model().train();
   summary_.status = "completed";
@@ -439,12 +479,14 @@ void Engine::check_signal() {
   int signal = take_stop_signal();
   if (signal == 0) return;
   progress_->update(state_, true);
-  logger_->warn("{} received at step {}: writing a final checkpoint and stopping", signal_name(signal), state_.step);
+  logger_->warn("{} received at step {}: {}", signal_name(signal), state_.step,
+                checkpointer_ ? "writing a final checkpoint and stopping"
+                              : "stopping (no [checkpointer] section: no checkpoint is written)");
   finish_checkpoints();
   summary_.status = "interrupted";
   summary_.steps = state_.step;
   write_summary();
-  throw Interrupted(signal);
+  throw Interrupted(signal, checkpointer_ != nullptr);
 }
 
 void Engine::write_summary() {

@@ -75,6 +75,9 @@ class Engine {
   CheckpointSnapshot checkpoint_snapshot() const;
 
  private:
+  void start(PluginLoader& loader);  // the plugins, the parameters, the checkpoint to resume from
+  RunSummary train();                // run() without its failure handling
+
   // The loop of run(), as in docs/architecture.md ("One step of the engine").
   void real_steps(const PhaseDecision& decision);       // d.length Full or Correct steps
   void predicted_then_correct(const PhaseDecision& decision);

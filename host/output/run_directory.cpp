@@ -29,14 +29,22 @@ void write_file_atomic(const std::string& path, const std::string& text) {
       if (errno == EINTR) continue;
       int err = errno;
       ::close(fd);
+      ::unlink(tmp.c_str());
       throw RunError("cannot write " + tmp + ": " + std::strerror(err));
     }
     p += n;
     left -= static_cast<std::size_t>(n);
   }
-  if (::fsync(fd) != 0 || ::close(fd) != 0) throw RunError("cannot write " + tmp + ": " + std::strerror(errno));
-  if (::rename(tmp.c_str(), path.c_str()) != 0)
-    throw RunError("cannot rename " + tmp + " to " + path + ": " + std::strerror(errno));
+  if (::fsync(fd) != 0 || ::close(fd) != 0) {
+    int err = errno;
+    ::unlink(tmp.c_str());
+    throw RunError("cannot write " + tmp + ": " + std::strerror(err));
+  }
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    int err = errno;
+    ::unlink(tmp.c_str());  // nothing half-done is left behind
+    throw RunError("cannot write " + path + ": " + std::strerror(err));
+  }
 }
 
 RunDirectory::RunDirectory(const std::string& runs_dir, const std::string& name, bool resume, bool overwrite) {
@@ -45,6 +53,7 @@ RunDirectory::RunDirectory(const std::string& runs_dir, const std::string& name,
   fs::path dir = fs::path(runs_dir) / name;
   path_ = dir.string();
   std::error_code ec;
+  fresh_ = !fs::exists(dir, ec) || !resume;
   if (fs::exists(dir, ec) && !resume) {
     bool empty = fs::is_directory(dir, ec) && fs::directory_iterator(dir, ec) == fs::directory_iterator();
     if (!empty && !overwrite)
@@ -55,6 +64,12 @@ RunDirectory::RunDirectory(const std::string& runs_dir, const std::string& name,
   }
   fs::create_directories(dir, ec);
   if (ec) throw RunError("cannot create run directory " + path_ + ": " + ec.message());
+}
+
+void RunDirectory::remove_if_fresh() {
+  if (!fresh_) return;
+  std::error_code ec;
+  fs::remove_all(path_, ec);
 }
 
 void RunDirectory::write_file(const std::string& name, const std::string& text) const {

@@ -17,6 +17,10 @@ class RunDirectory {
   RunDirectory(const std::string& runs_dir, const std::string& name, bool resume, bool overwrite);
 
   const std::string& path() const { return path_; }
+  // Removes the directory if this run made it (a run that failed to start leaves no
+  // stub behind, so the corrected command is not refused as "already exists"). A
+  // resumed run's directory is never removed.
+  void remove_if_fresh();
   std::string file(const std::string& name) const { return path_ + "/" + name; }
 
   // Writes `text` to `name` atomically (temporary file, fsync, rename).
@@ -24,6 +28,7 @@ class RunDirectory {
 
  private:
   std::string path_;
+  bool fresh_ = false;  // made (or emptied) by this run, not resumed
 };
 
 // A logger that writes to the console (at `console_level`) and to <run_dir>/hpt.log

@@ -7,6 +7,7 @@ namespace hpt::host {
 boost::json::object RunSummary::to_json() const {
   boost::json::object o;
   o["status"] = status;
+  if (!error.empty()) o["error"] = error;
   o["run_dir"] = run_dir;
   o["steps"] = steps;
   o["real_steps"] = real_steps;

@@ -13,7 +13,8 @@
 namespace hpt::host {
 
 struct RunSummary {
-  std::string status;         // "completed", "target_reached", "early_stopped", "interrupted"
+  std::string status;         // "completed", "target_reached", "early_stopped", "interrupted", "failed"
+  std::string error;          // "failed": what went wrong (the step is `steps`)
   std::string run_dir;
   std::int64_t steps = 0;     // step-equivalents: real + predicted steps kept
   std::int64_t real_steps = 0;

@@ -2,9 +2,14 @@
 
 #include <boost/algorithm/string/join.hpp>
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <iostream>
 #include <map>
 
 #include <boost/dll/runtime_symbol_info.hpp>
@@ -38,13 +43,37 @@ bool parse_file_name(const std::string& file, PluginKind& kind, std::string& nam
 
 std::string abi_text(int abi) { return abi < 0 ? "unset" : std::to_string(abi); }
 
+// Why `path` cannot be a shared library ("" when it may be): dlopen's own words for an
+// empty or foreign file ("file too short", "invalid ELF header", or worse) say little.
+std::string not_a_library(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return "";  // dlopen will say why it cannot open it
+  char magic[4] = {};
+  in.read(magic, 4);
+  if (in.gcount() == 0) return "it is empty, not a shared library";
+  if (in.gcount() < 4 || std::memcmp(magic, "\x7f" "ELF", 4) != 0) return "it is not a shared library (no ELF header)";
+  return "";
+}
+
+// Anyone may replace a library in a world-writable place: hpt would run their code.
+std::string world_writable(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0 && (st.st_mode & S_IWOTH))
+    return "plugin library " + path + " is writable by every user: anyone could replace the code hpt runs (chmod o-w)";
+  std::string dir = fs::path(path).parent_path().string();
+  if (::stat(dir.c_str(), &st) == 0 && (st.st_mode & S_IWOTH) && !(st.st_mode & S_ISVTX))
+    return "plugin directory " + dir + " is writable by every user: anyone could replace the code hpt runs (chmod o-w)";
+  return "";
+}
+
 }  // namespace
 
 std::string plugin_file_name(PluginKind kind, const std::string& name) {
   return kPrefix + section_name(kind) + "_" + name + kSuffix;
 }
 
-PluginLoader::PluginLoader(std::vector<std::string> dirs) : dirs_(std::move(dirs)) {}
+PluginLoader::PluginLoader(std::vector<std::string> dirs)
+    : dirs_(std::move(dirs)), warn_([](const std::string& text) { std::cerr << "hpt: warning: " << text << "\n"; }) {}
 
 std::vector<std::string> PluginLoader::default_dirs(const std::vector<std::string>& extra_dirs) {
   std::vector<std::string> dirs;
@@ -93,6 +122,9 @@ std::shared_ptr<const PluginInfo> PluginLoader::load_library(const std::string& 
   for (const auto& info : loaded_)
     if (info->path == path) return info;
 
+  if (std::string why = not_a_library(path); !why.empty())
+    throw BadInput("cannot load plugin library " + path + ": " + why);
+  if (std::string why = world_writable(path); !why.empty()) warn_(why);
   auto library = std::make_shared<boost::dll::shared_library>();
   boost::dll::fs::error_code ec;
   library->load(path, boost::dll::load_mode::rtld_now | boost::dll::load_mode::rtld_local, ec);
@@ -202,7 +234,15 @@ std::vector<std::shared_ptr<const PluginInfo>> PluginLoader::load_all(std::vecto
       }
       seen[key] = path.string();
       try {
-        out.push_back(load_library(path.string()));
+        auto info = load_library(path.string());
+        if (info->kind != kind || info->name != name) {
+          if (problems)
+            problems->push_back("plugin library " + path.string() + " says it is " + section_name(info->kind) +
+                                " plugin '" + info->name + "', but its file name says " + section_name(kind) +
+                                " plugin '" + name + "'; it is not listed (hpt would refuse to load it)");
+          continue;
+        }
+        out.push_back(info);
       } catch (const std::exception& e) {
         if (problems) problems->push_back(e.what());
       }

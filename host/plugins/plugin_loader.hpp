@@ -2,6 +2,7 @@
 // keep their library loaded for as long as they live.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -40,6 +41,9 @@ class PluginLoader {
 
   const std::vector<std::string>& dirs() const { return dirs_; }
 
+  // Where warnings go (a library or directory writable by every user): stderr unless set.
+  void on_warning(std::function<void(const std::string&)> warn) { warn_ = std::move(warn); }
+
   // Loads the library of plugin (kind, name) and checks its descriptor. Throws
   // hpt::BadInput when it is missing, ambiguous, mismatched or broken.
   std::shared_ptr<const PluginInfo> find(PluginKind kind, const std::string& name);
@@ -69,6 +73,7 @@ class PluginLoader {
   std::vector<std::string> dirs_;
   std::mutex mutex_;  // loading is serial
   std::vector<std::shared_ptr<const PluginInfo>> loaded_;
+  std::function<void(const std::string&)> warn_;
 };
 
 }  // namespace hpt::host

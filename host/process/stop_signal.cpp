@@ -13,7 +13,8 @@ extern "C" void on_stop_signal(int signal) { g_pending_signal.store(signal); }
 
 const char* signal_name(int sig) { return sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "a signal"; }
 
-Interrupted::Interrupted(int sig) : std::runtime_error(std::string("interrupted by ") + signal_name(sig)), signal(sig) {}
+Interrupted::Interrupted(int sig, bool can_resume)
+    : std::runtime_error(std::string("interrupted by ") + signal_name(sig)), signal(sig), resumable(can_resume) {}
 
 void install_signal_handlers() {
   struct sigaction action {};

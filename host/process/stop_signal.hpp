@@ -9,8 +9,10 @@ namespace hpt::host {
 // Thrown after a SIGINT or SIGTERM, once the work in hand finished cleanly. The CLI
 // exits with 128 + signal (130 for SIGINT, 143 for SIGTERM).
 struct Interrupted : std::runtime_error {
-  explicit Interrupted(int signal);
+  // resumable: a checkpoint of the stop was written, so the work can go on from it.
+  explicit Interrupted(int signal, bool resumable = true);
   int signal;
+  bool resumable;
 };
 
 // Makes SIGINT and SIGTERM set the pending stop signal instead of ending the process.

@@ -77,7 +77,8 @@ class TorchCheckpointer : public hpt::Checkpointer {
                            "whether higher or lower best_metric is better; auto: by the metric's name, as "
                            "run.target (lower for *loss*, *error*, *perplexity*, *ppl*, *bpc*)",
                            {"auto", "max", "min"}),
-        hpt::option_string("directory", "checkpoints", "where checkpoints go, relative to the run directory"),
+        hpt::option_string("directory", "checkpoints",
+                           "where checkpoints go: a relative path inside the run directory (no '..', not absolute)"),
         hpt::option_bool("background", false,
                          "save from an in-memory snapshot on a background thread, so that training does not wait "
                          "for serialisation and the disk (one save in flight; its memory is a copy of the state)"),
@@ -93,6 +94,12 @@ class TorchCheckpointer : public hpt::Checkpointer {
         keep_best_(options.get_int("keep_best")),
         best_metric_(options.get_string("best_metric")),
         lower_is_better_(hpt::lower_is_better(best_metric_, options.get_string("best_mode"))) {
+    const fs::path directory = options.get_string("directory");
+    if (directory.empty() || directory.is_absolute() ||
+        std::any_of(directory.begin(), directory.end(), [](const fs::path& part) { return part == ".."; }))
+      throw hpt::BadInput("checkpointer.directory must be a relative path inside the run directory, got '" +
+                          directory.string() + "' (checkpoints belong to their run: hpt resume, export and average "
+                          "look for them there)");
     if (keep_best_ > 0 && best_metric_.empty())
       throw hpt::BadInput("checkpointer.keep_best = " + std::to_string(keep_best_) +
                           " needs checkpointer.best_metric (the metric that says which checkpoints are best)");
