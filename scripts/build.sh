@@ -5,7 +5,8 @@ cd "$(dirname "$0")/.."
 BUILD_DIR=${HPT_BUILD_DIR:-build}
 JOBS=${HPT_JOBS:-$(nproc)}
 if [ ! -f "$BUILD_DIR/build.ninja" ]; then
-  cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release >"$BUILD_DIR.configure.log" 2>&1 \
+  # shellcheck disable=SC2086  # HPT_CMAKE_ARGS: extra cmake arguments, split on spaces
+  cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release ${HPT_CMAKE_ARGS:-} >"$BUILD_DIR.configure.log" 2>&1 \
     || { cat "$BUILD_DIR.configure.log" >&2; echo "hpt: cmake configure failed" >&2; exit 1; }
 fi
 start=$(date +%s)

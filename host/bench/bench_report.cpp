@@ -1,5 +1,7 @@
 #include "bench/bench_report.hpp"
 
+#include "bench/json_fields.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
@@ -39,9 +41,8 @@ std::string phase_color(const std::string& kind) {
   return "#999999";
 }
 
-double number(const boost::json::object& o, const char* key) {
-  const auto* v = o.if_contains(key);
-  return v && v->is_number() ? v->to_number<double>() : std::numeric_limits<double>::quiet_NaN();
+double report_number(const boost::json::object& o, const char* key) {
+  return json_number(o, key, std::numeric_limits<double>::quiet_NaN());
 }
 
 // "12.3 (10.1–15.0)", or "—" without data; `scale` multiplies every value (100 for %).
@@ -72,7 +73,7 @@ MetricCurve metric_over_time(const std::vector<const RunRecord*>& runs, const st
   for (const auto* r : runs) {
     std::vector<CurvePoint> c;
     for (const auto& e : r->evals) {
-      double t = number(e, "train_seconds"), v = number(e, metric.c_str());
+      double t = report_number(e, "train_seconds"), v = report_number(e, metric.c_str());
       if (std::isfinite(t) && std::isfinite(v)) c.push_back({t, v});
     }
     for (const auto& p : c) times.insert(p.x);
@@ -272,12 +273,12 @@ std::vector<std::vector<std::string>> run_table(const BenchResults& r) {
     };
     double final_metric = std::numeric_limits<double>::quiet_NaN();
     if (const auto* m = run.summary.if_contains("final_metrics"); m && m->is_object())
-      final_metric = number(m->as_object(), r.target.metric.c_str());
+      final_metric = report_number(m->as_object(), r.target.metric.c_str());
     std::string miss = t.reached ? "" : " (missed: 2× budget)";
     row.insert(row.end(), {summary_text("status"), short_number(t.seconds) + miss, short_number(t.steps),
                            short_number(t.backward_passes), std::isfinite(final_metric) ? short_number(final_metric) : "—",
-                           short_number(100.0 * number(run.summary, "predicted_fraction")),
-                           short_number(number(run.summary, "rollbacks")), run.log});
+                           short_number(100.0 * report_number(run.summary, "predicted_fraction")),
+                           short_number(report_number(run.summary, "rollbacks")), run.log});
     if (at_step) {
       std::optional<double> x = metric_at_step(run, r.target.metric, r.target.min_steps);
       row.insert(row.begin() + 7, x ? short_number(*x) : "—");

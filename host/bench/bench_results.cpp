@@ -1,5 +1,7 @@
 #include "bench/bench_results.hpp"
 
+#include "bench/json_fields.hpp"
+
 #include <sys/utsname.h>
 
 #include <algorithm>
@@ -16,16 +18,6 @@ namespace hpt::host {
 namespace fs = std::filesystem;
 
 namespace {
-
-double number(const boost::json::object& o, const char* key, double fallback = 0.0) {
-  const auto* v = o.if_contains(key);
-  return v && v->is_number() ? v->to_number<double>() : fallback;
-}
-
-std::string text(const boost::json::object& o, const char* key) {
-  const auto* v = o.if_contains(key);
-  return v && v->is_string() ? std::string(v->as_string()) : "";
-}
 
 std::optional<boost::json::object> read_json_object(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
@@ -45,8 +37,8 @@ class CurveBuilder {
   CurveBuilder(RunRecord& record, double bin_width) : r_(record), bin_width_(bin_width) {}
 
   void step_line(const boost::json::object& line) {
-    std::string kind = text(line, "kind");
-    double step = number(line, "step");
+    std::string kind = json_text(line, "kind");
+    double step = json_number(line, "step", 0.0);
     if (kind == "probe") {
       r_.probes.push_back(x_);
       return;
@@ -59,14 +51,14 @@ class CurveBuilder {
     if (kind == "full" || kind == "correct") {
       auto bin = static_cast<std::int64_t>(std::max(0.0, step - 1) / bin_width_);
       auto& b = bins_[bin];
-      b.first += number(line, "loss");
+      b.first += json_number(line, "loss", 0.0);
       b.second += 1;
     }
   }
 
   void rollback_line(const boost::json::object& line) {
     r_.rollbacks.push_back(x_);
-    cursor_ = number(line, "step");
+    cursor_ = json_number(line, "step", 0.0);
   }
 
   void finish() {
@@ -114,9 +106,9 @@ RunRecord read_run(const std::string& variant, std::int64_t seed, const std::str
   r.log = fs::exists(inside) ? inside.string() : run_dir + ".log";
   if (auto s = read_json_object(fs::path(run_dir) / "summary.json")) {
     r.summary = *s;
-    r.finished = is_final_status(text(r.summary, "status"));
+    r.finished = is_final_status(json_text(r.summary, "status"));
   }
-  double budget = std::max(1.0, number(r.summary, "max_steps", 1.0));
+  double budget = std::max(1.0, json_number(r.summary, "max_steps", 1.0));
   CurveBuilder curves(r, std::max(1.0, std::ceil(budget / static_cast<double>(std::max<std::size_t>(1, loss_points)))));
   std::ifstream in(fs::path(run_dir) / "metrics.jsonl");
   std::string line;
@@ -125,7 +117,7 @@ RunRecord read_run(const std::string& variant, std::int64_t seed, const std::str
     auto v = boost::json::parse(line, ec);
     if (ec || !v.is_object()) continue;  // a line cut short by a crash
     const auto& o = v.as_object();
-    std::string type = text(o, "type");
+    std::string type = json_text(o, "type");
     if (type == "step") curves.step_line(o);
     else if (type == "rollback") curves.rollback_line(o);
     else if (type == "eval") r.evals.push_back(o);
@@ -140,15 +132,15 @@ TargetScore score_run(const boost::json::object& summary) {
   s.reached = seconds && seconds->is_number();
   if (s.reached) {
     s.seconds = seconds->to_number<double>();
-    s.steps = number(summary, "steps_to_target");
-    s.backward_passes = number(summary, "backward_passes_to_target");
+    s.steps = json_number(summary, "steps_to_target", 0.0);
+    s.backward_passes = json_number(summary, "backward_passes_to_target", 0.0);
     return s;
   }
-  double budget = number(summary, "max_steps");
-  double to_budget = budget / std::max(1.0, number(summary, "steps"));
+  double budget = json_number(summary, "max_steps", 0.0);
+  double to_budget = budget / std::max(1.0, json_number(summary, "steps", 0.0));
   s.steps = 2.0 * budget;
-  s.seconds = 2.0 * number(summary, "train_seconds") * to_budget;
-  s.backward_passes = 2.0 * number(summary, "backward_passes") * to_budget;
+  s.seconds = 2.0 * json_number(summary, "train_seconds", 0.0) * to_budget;
+  s.backward_passes = 2.0 * json_number(summary, "backward_passes", 0.0) * to_budget;
   return s;
 }
 
@@ -208,8 +200,8 @@ VariantStats variant_stats(const std::vector<RunRecord>& runs, const std::string
       if (const auto* x = m->as_object().if_contains(metric); x && x->is_number()) final_metric.push_back(x->to_number<double>());
     if (at_step > 0)
       if (auto x = metric_at_step(r, metric, at_step)) at_step_metric.push_back(*x);
-    fraction.push_back(number(r.summary, "predicted_fraction"));
-    rollbacks.push_back(number(r.summary, "rollbacks"));
+    fraction.push_back(json_number(r.summary, "predicted_fraction", 0.0));
+    rollbacks.push_back(json_number(r.summary, "rollbacks", 0.0));
   }
   v.seconds = spread(seconds);
   v.steps = spread(steps);

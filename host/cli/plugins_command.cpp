@@ -22,6 +22,18 @@ struct PluginsArgs {
   bool markdown = false;
 };
 
+// An option's range as "[0..1]", "[1e-08..]" (empty without one).
+std::string range_text(const OptionSpec& o) {
+  if (!o.min && !o.max) return "";
+  std::ostringstream r;
+  r << "[";
+  if (o.min) r << *o.min;
+  r << "..";
+  if (o.max) r << *o.max;
+  r << "]";
+  return r.str();
+}
+
 // The plugin part of docs/manifest.md: a heading and a table of options per plugin.
 void print_plugins_markdown(const std::vector<std::shared_ptr<const PluginInfo>>& all, const std::string& kind_filter,
                             std::ostream& out) {
@@ -39,13 +51,7 @@ void print_plugins_markdown(const std::vector<std::shared_ptr<const PluginInfo>>
       for (const auto& o : p->options) {
         std::ostringstream type;
         type << to_string(o.type);
-        if (o.min || o.max) {
-          type << " in [";
-          if (o.min) type << *o.min;
-          type << "..";
-          if (o.max) type << *o.max;
-          type << "]";
-        }
+        if (o.min || o.max) type << " in " << range_text(o);
         for (std::size_t i = 0; i < o.choices.size(); ++i) type << (i ? ", " : ": ") << o.choices[i];
         std::string doc = o.doc;
         for (std::size_t at = doc.find('|'); at != std::string::npos; at = doc.find('|', at + 2)) doc.replace(at, 1, "\\|");
@@ -91,15 +97,8 @@ int list_plugins(const PluginsArgs& a, std::ostream& out, std::ostream& err) {
       out << "  " << std::left << std::setw(16) << p->name << " " << std::setw(8) << p->version << " " << p->summary
           << "\n      from " << p->path << "\n";
       for (const auto& o : p->options) {
-        std::string range;
         std::ostringstream r;
-        if (o.min || o.max) {
-          r << " [";
-          if (o.min) r << *o.min;
-          r << "..";
-          if (o.max) r << *o.max;
-          r << "]";
-        }
+        if (o.min || o.max) r << " " << range_text(o);
         if (!o.choices.empty()) {
           r << " {";
           for (std::size_t i = 0; i < o.choices.size(); ++i) r << (i ? "|" : "") << o.choices[i];
