@@ -11,6 +11,8 @@ HPT_PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev zlib1g-dev libssl-dev
   dataset-fashion-mnist fortunes
 )
+# scripts/deps.sh --fuzz also installs what scripts/fuzz.sh and the sanitizer builds need.
+HPT_FUZZ_PACKAGES=(clang libclang-rt-14-dev)
 # Optional: the PyTorch reference loop and the HTML report test use these when present.
 HPT_OPTIONAL_PACKAGES=(python3-torch chromium)
 
@@ -50,4 +52,7 @@ hpt_install_deps() {
   fi
 }
 
-if [ "${BASH_SOURCE[0]}" = "$0" ]; then hpt_install_deps; fi
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+  if [ "${1:-}" = "--fuzz" ]; then HPT_PACKAGES+=("${HPT_FUZZ_PACKAGES[@]}"); fi
+  hpt_install_deps
+fi
