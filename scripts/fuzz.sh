@@ -28,6 +28,7 @@ fuzz_one() {
   local t=$1 work
   work=$(mktemp -d)
   cp -r "fuzz/corpus/$t/." "$work/"
+  if [ -d "fuzz/regressions/$t" ]; then cp -r "fuzz/regressions/$t/." "$work/"; fi
   mkdir -p "fuzz/findings/$t"
   echo "hpt: fuzzing $t for ${seconds}s"
   local rc=0
