@@ -341,7 +341,8 @@ TEST(Engine, LongerPhaseProbesAtTheIntervalOnly) {
 
 std::string optimizer_bytes(Engine& e) {
   torch::serialize::OutputArchive a;
-  e.optimizer().save(a);
+  hpt::StateWriter a_state(a, /*copy=*/true);
+  e.optimizer().save(a_state);
   std::ostringstream os;
   a.save_to(os);
   return os.str();

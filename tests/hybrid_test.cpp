@@ -21,7 +21,8 @@ using hpt::test::Overrides;
 
 std::string archive_bytes(const hpt::Plugin& plugin) {
   torch::serialize::OutputArchive archive;
-  plugin.save(archive);
+  hpt::StateWriter archive_state(archive, /*copy=*/true);
+  plugin.save(archive_state);
   std::ostringstream os;
   archive.save_to(os);
   return os.str();

@@ -154,7 +154,8 @@ TEST(OptimizerPlugins, WithoutTrackingLastUpdateStaysEmpty) {
 
 std::string save_bytes(const hpt::Optimizer& optimizer) {
   torch::serialize::OutputArchive archive;
-  optimizer.save(archive);
+  hpt::StateWriter archive_state(archive, /*copy=*/true);
+  optimizer.save(archive_state);
   std::ostringstream os;
   archive.save_to(os);
   return os.str();
@@ -438,7 +439,8 @@ TEST(LrSchedule, StateRoundTripsThroughAnArchive) {
   auto s = make();
   for (double v : {1.0, 2.0, 0.5, 0.7}) s.on_evaluation({{"val_loss", v}});
   torch::serialize::OutputArchive out;
-  s.save(out);
+  hpt::StateWriter out_state(out, /*copy=*/true);
+  s.save(out_state);
   std::ostringstream os;
   out.save_to(os);
   torch::serialize::InputArchive in;

@@ -4,6 +4,7 @@
 // killed with SIGKILL at random moments, again and again, still ends with the weights of
 // an uninterrupted run.
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -37,10 +38,17 @@ std::string full_manifest(const std::string& runs_dir) {
          "[checkpointer]\nplugin = \"torch\"\nevery_steps = 5\nkeep_last = 2\n";
 }
 
-// Starts `hpt ARGS` as a child process, its output into `log`.
-pid_t spawn(const std::vector<std::string>& args, const std::string& log) {
+// Starts `hpt ARGS` as a child process, its output into `log`. With `file_size_limit`
+// no file it writes can grow past that many bytes (RLIMIT_FSIZE): a write beyond fails
+// with EFBIG, as one on a full disk fails with ENOSPC.
+pid_t spawn(const std::vector<std::string>& args, const std::string& log, rlim_t file_size_limit = RLIM_INFINITY) {
   pid_t pid = fork();
   if (pid == 0) {
+    if (file_size_limit != RLIM_INFINITY) {
+      struct rlimit limit {file_size_limit, file_size_limit};
+      setrlimit(RLIMIT_FSIZE, &limit);
+      signal(SIGXFSZ, SIG_IGN);  // the write fails instead of killing the process
+    }
     FILE* f = std::fopen(log.c_str(), "a");
     if (f) {
       dup2(fileno(f), 1);
@@ -290,6 +298,44 @@ std::unique_ptr<hpt::host::Engine> make_engine(hpt::host::PluginLoader& loader, 
   return std::make_unique<hpt::host::Engine>(hpt::host::resolve(m, loader), loader, options);
 }
 
+// A plugin whose state is views of one buffer, as a fused optimizer's flat state is.
+class BufferViews : public hpt::Plugin {
+ public:
+  torch::Tensor buffer = torch::arange(8, torch::kFloat32);
+  void save(hpt::StateWriter& state) const override {
+    state.write("low", buffer.narrow(0, 0, 4));
+    state.write("high", buffer.narrow(0, 4, 4));
+    state.write("list", c10::IValue(std::vector<torch::Tensor>{buffer.narrow(0, 2, 4), buffer}));
+  }
+};
+
+TEST(BackgroundCheckpoint, TwoViewsOfOneBufferComeBackAsTheirOwnValues) {
+  BufferViews plugin;
+  hpt::host::FrozenCheckpoint frozen;
+  frozen.add_archive("views.pt", [&](hpt::StateWriter& state) { plugin.save(state); });
+  plugin.buffer.mul_(-1);  // training goes on while the snapshot waits to be written
+  std::vector<hpt::CheckpointFile> files = std::async(std::launch::async, [&] { return frozen.files(); }).get();
+  ASSERT_EQ(files.size(), 1u);
+
+  torch::serialize::InputArchive in;
+  in.load_from(files[0].bytes.data(), files[0].bytes.size());
+  torch::Tensor low, high;
+  in.read("low", low);
+  in.read("high", high);
+  c10::IValue list;
+  in.read("list", list);
+  const torch::Tensor all = torch::arange(8, torch::kFloat32);
+  EXPECT_TRUE(torch::equal(low, all.narrow(0, 0, 4))) << low;
+  EXPECT_TRUE(torch::equal(high, all.narrow(0, 4, 4))) << high;
+  std::vector<torch::Tensor> views = list.toTensorVector();
+  ASSERT_EQ(views.size(), 2u);
+  EXPECT_TRUE(torch::equal(views[0], all.narrow(0, 2, 4))) << views[0];
+  EXPECT_TRUE(torch::equal(views[1], all)) << views[1];
+  // Still views of one buffer, as written.
+  EXPECT_EQ(high.data_ptr<float>(), low.data_ptr<float>() + 4);
+  EXPECT_EQ(views[1].data_ptr<float>(), low.data_ptr<float>());
+}
+
 TEST(BackgroundCheckpoint, SnapshotHoldsExactlyWhatAForegroundSaveOfItsStepHolds) {
   TempDir dir;
   hpt::host::PluginLoader loader(hpt::host::PluginLoader::default_dirs({}));
@@ -428,5 +474,119 @@ TEST(Resume, SurvivesTwentySigkillsAtRandomMoments) {
   for (const auto& [step, count] : seen) EXPECT_EQ(count, 1) << "step " << step;
   (void)completed_early;
 }
+
+// ---------------------------------------------------------------------------------
+// Chaos: kills at the worst moments and a full disk, each followed by resume. The
+// counting test task kills its own process at a chosen moment (tests/plugins).
+
+// A hybrid run of the counting task (the real linear / residual / adaptive plugins),
+// Adam, background checkpoints every 10 steps.
+std::string chaos_manifest(const std::string& runs_dir, const std::string& task_options) {
+  return "[run]\nname = \"r\"\nseed = 5\nmax_steps = 200\neval_every = 25\nruns_dir = \"" + runs_dir +
+         "\"\nplugin_dirs = [\"" HPT_TEST_PLUGIN_DIR "/engine\"]\n"
+         "[task]\nplugin = \"counting\"\n" + task_options +
+         "\n[optimizer]\nplugin = \"adam\"\nlr = 0.01\n"
+         "[checkpointer]\nplugin = \"torch\"\nevery_steps = 10\nkeep_last = 2\nbackground = true\n";
+}
+
+// What a run measured, line by line, without its timings: the step and eval lines.
+std::vector<std::string> measured_lines(const std::string& run_dir) {
+  std::vector<std::string> out;
+  std::istringstream in(read_file(run_dir + "/metrics.jsonl"));
+  for (std::string line; std::getline(in, line);) {
+    boost::json::object o = boost::json::parse(line).as_object();  // every line parses
+    const std::string type(o.at("type").as_string());
+    if (type != "step" && type != "eval") continue;
+    for (const char* timing : {"seconds", "train_seconds", "eval_seconds"}) o.erase(timing);
+    // The counting task's own tallies count the passes of its process, not of the run.
+    for (const char* tally : {"forward_calls", "backward_calls"}) o.erase(tally);
+    out.push_back(boost::json::serialize(o));
+  }
+  return out;
+}
+
+std::int64_t latest_step(const std::string& run_dir) {
+  if (!fs::exists(run_dir + "/checkpoints/latest")) return 0;
+  auto manifest = boost::json::parse(read_file(run_dir + "/checkpoints/latest/manifest.json")).as_object();
+  return manifest.at("step").as_int64();
+}
+
+void expect_intact_after_chaos(const std::string& reference, const std::string& run_dir) {
+  expect_bit_identical(reference, run_dir);
+  const std::vector<std::string> got = measured_lines(run_dir), want = measured_lines(reference);
+  EXPECT_EQ(got.size(), want.size());
+  for (std::size_t i = 0; i < std::min(got.size(), want.size()); ++i)
+    if (got[i] != want[i]) {
+      ADD_FAILURE() << "metrics.jsonl differs at measured line " << i << ":\n" << got[i] << "\nexpected\n" << want[i];
+      break;
+    }
+  for (const auto& entry : fs::directory_iterator(run_dir + "/checkpoints"))
+    EXPECT_NE(entry.path().filename().string().rfind(".tmp-", 0), 0u) << "left over: " << entry.path();
+}
+
+TEST(Chaos, KillsDuringBackgroundSavesLoseNothing) {
+  TempDir dir;
+  // Full training (a batch per step, so the N-th batch of a process is a known step), and
+  // hidden layers so that a save is still being written when the next step starts.
+  std::string manifest = dir.write("m.toml", chaos_manifest(dir.path() + "/ref", "hidden = 384"));
+  ASSERT_EQ(run_to_end({"run", manifest, "--no-progress"}, dir.path() + "/ref.log"), 0) << read_file(dir.path() + "/ref.log");
+
+  const std::string run_dir = dir.path() + "/chaos/r";
+  const std::string log = dir.path() + "/chaos.log";
+  std::vector<std::string> args = {"run", manifest, "run.runs_dir=\"" + dir.path() + "/chaos\""};
+  int in_flight = 0;
+  for (int attempt = 0; attempt < 4; ++attempt) {
+    // Killed as step from + 21 starts: the checkpoint of step from + 20 has just been
+    // handed to the background thread.
+    const std::int64_t from = latest_step(run_dir);
+    std::vector<std::string> killed = args;
+    killed.insert(killed.end(), {"task.kill_at_batch=21", "--no-progress"});
+    ASSERT_EQ(run_to_end(killed, log), 128 + SIGKILL) << read_file(log);
+    const std::int64_t saving = from + 20, latest = latest_step(run_dir);
+    EXPECT_TRUE(latest == saving || latest == saving - 10) << "latest " << latest << ", saving " << saving;
+    if (latest < saving) ++in_flight;
+    EXPECT_NO_THROW(final_weights(run_dir)) << "attempt " << attempt;
+    args = {"resume", run_dir};
+  }
+  // At least one kill caught its save in flight (the others found it already written).
+  EXPECT_GE(in_flight, 1);
+  ASSERT_EQ(run_to_end({"resume", run_dir, "task.kill_at_batch=0", "--no-progress"}, log), 0) << read_file(log);
+  expect_intact_after_chaos(dir.path() + "/ref/r", run_dir);
+}
+
+TEST(Chaos, KillsDuringEvaluationAndPredictedPhasesAndAFullDiskLoseNothing) {
+  TempDir dir;
+  std::string manifest = dir.write("m.toml", chaos_manifest(dir.path() + "/ref", "hidden = 8"));
+  auto hybrid = [&](std::vector<std::string> a) {
+    a.insert(a.end(), kHybrid.begin(), kHybrid.end());
+    a.push_back("--no-progress");
+    return a;
+  };
+  ASSERT_EQ(run_to_end(hybrid({"run", manifest}), dir.path() + "/ref.log"), 0) << read_file(dir.path() + "/ref.log");
+  ASSERT_NE(read_file(dir.path() + "/ref/r/metrics.jsonl").find("\"kind\":\"predicted\""), std::string::npos)
+      << "the reference run has no predicted phase";
+
+  const std::string run_dir = dir.path() + "/chaos/r";
+  const std::string runs = "run.runs_dir=\"" + dir.path() + "/chaos\"";
+  // 1. Killed in the middle of the second evaluation.
+  ASSERT_EQ(run_to_end(hybrid({"run", manifest, runs, "task.kill_in_evaluation=2"}), dir.path() + "/1.log"), 128 + SIGKILL);
+  // 2. Resumed, and killed inside a predicted phase (its third probe).
+  ASSERT_EQ(run_to_end(hybrid({"resume", run_dir, "task.kill_in_evaluation=0", "task.kill_in_probe=3"}),
+                       dir.path() + "/2.log"),
+            128 + SIGKILL)
+      << read_file(dir.path() + "/2.log");
+  // 3. Resumed onto a disk that fills up: metrics.jsonl cannot grow by more than 3 kB.
+  const auto limit = static_cast<rlim_t>(fs::file_size(run_dir + "/metrics.jsonl") + 3000);
+  const std::string full_log = dir.path() + "/3.log";
+  const int full = wait_exit(spawn(hybrid({"resume", run_dir, "task.kill_in_probe=0"}), full_log, limit));
+  EXPECT_EQ(full, 1) << read_file(full_log);
+  EXPECT_THAT(read_file(full_log), HasSubstr("cannot write " + run_dir + "/metrics.jsonl"));
+  EXPECT_THAT(read_file(run_dir + "/summary.json"), HasSubstr("\"status\":\"failed\""));
+  // 4. Space freed: resumed to the end.
+  ASSERT_EQ(run_to_end(hybrid({"resume", run_dir, "task.kill_in_probe=0"}), dir.path() + "/4.log"), 0)
+      << read_file(dir.path() + "/4.log");
+  expect_intact_after_chaos(dir.path() + "/ref/r", run_dir);
+}
+
 
 }  // namespace

@@ -257,7 +257,8 @@ TEST(RssmDynamics, ResumesBitIdenticallyFromSaveLoad) {
   std::stringstream bytes;
   {
     torch::serialize::OutputArchive archive;
-    original->save(archive);
+    hpt::StateWriter archive_state(archive, /*copy=*/true);
+    original->save(archive_state);
     archive.save_to(bytes);
   }
   auto resumed = make_rssm(trajectory, 99);  // the weights come from the checkpoint
@@ -329,7 +330,8 @@ TEST(LinUcb, SaveLoadKeepsItsBounds) {
   std::stringstream bytes;
   {
     torch::serialize::OutputArchive archive;
-    a.save(archive, "u/");
+    hpt::StateWriter archive_state(archive, /*copy=*/true);
+    a.save(archive_state, "u/");
     archive.save_to(bytes);
   }
   torch::serialize::InputArchive archive;
@@ -439,7 +441,8 @@ TEST(BanditPhase, ResumesWithTheSameChoices) {
   std::stringstream bytes;
   {
     torch::serialize::OutputArchive archive;
-    original->save(archive);
+    hpt::StateWriter archive_state(archive, /*copy=*/true);
+    original->save(archive_state);
     archive.save_to(bytes);
   }
   auto resumed = make_plugin<hpt::PhaseController>(hpt::PluginKind::PhaseController, "bandit", options);

@@ -120,7 +120,8 @@ void expect_resume_gives_same_batches(const std::string& name, const Overrides& 
   std::ostringstream bytes;
   {
     torch::serialize::OutputArchive archive;
-    original->save(archive);
+    hpt::StateWriter archive_state(archive, /*copy=*/true);
+    original->save(archive_state);
     archive.save_to(bytes);
   }
   auto resumed = make_task(name, overrides, 3);

@@ -127,12 +127,12 @@ int main(int argc, char** argv) {
 
     // The same save in the background: the caller is held only for the snapshot.
     t0 = Clock::now();
-    torch::serialize::OutputArchive archive_out;
-    model->save(archive_out);
-    torch::jit::Module frozen = hpt::host::frozen_copy(archive_out);
+    auto frozen = std::make_shared<hpt::host::FrozenCheckpoint>();
+    frozen->add_archive("model.pt", [&](hpt::StateWriter& state) { state.write_module_contents(*model); });
+    frozen->add_file({"engine.pt", "step"});
     stall_background_s.push_back(seconds_since(t0));
     auto background = std::async(std::launch::async, [&, frozen, step = repeats + r + 1] {
-      std::vector<hpt::CheckpointFile> files{{"model.pt", hpt::host::frozen_bytes(frozen)}, {"engine.pt", "step"}};
+      std::vector<hpt::CheckpointFile> files = frozen->files();
       checkpointer->save(step, files, {});
     });
     background.get();

@@ -10,9 +10,10 @@ std::string archive_bytes(torch::serialize::OutputArchive& archive) {
   return os.str();
 }
 
-std::string archive_bytes(const std::function<void(torch::serialize::OutputArchive&)>& write) {
+std::string archive_bytes(const std::function<void(StateWriter&)>& write) {
   torch::serialize::OutputArchive archive;
-  write(archive);
+  StateWriter state(archive, /*copy=*/false);  // serialised right away: nothing to copy
+  write(state);
   return archive_bytes(archive);
 }
 

@@ -8,12 +8,15 @@
 #include <torch/serialize/input-archive.h>
 #include <torch/serialize/output-archive.h>
 
+#include "hpt/state_writer.hpp"
+
 namespace hpt::host {
 
 // The bytes archive.save_to() writes.
 std::string archive_bytes(torch::serialize::OutputArchive& archive);
 // The bytes of a new archive that `write` fills.
-std::string archive_bytes(const std::function<void(torch::serialize::OutputArchive&)>& write);
+// What `write` writes through a StateWriter that copies nothing, serialised at once.
+std::string archive_bytes(const std::function<void(StateWriter&)>& write);
 // Loads `bytes` as an archive and hands it to `read`.
 void read_archive(const std::string& bytes, const std::function<void(torch::serialize::InputArchive&)>& read);
 

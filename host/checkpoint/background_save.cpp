@@ -12,7 +12,7 @@ double seconds_since(Clock::time_point t0) { return std::chrono::duration<double
 }  // namespace
 
 BackgroundSave::BackgroundSave(std::shared_ptr<Checkpointer> checkpointer, std::int64_t step,
-                               std::shared_ptr<const FrozenCheckpoint> frozen, Metrics metrics,
+                               std::shared_ptr<FrozenCheckpoint> frozen, Metrics metrics,
                                double snapshot_seconds)
     : step_(step), snapshot_seconds_(snapshot_seconds) {
   result_ = std::async(std::launch::async, [checkpointer = std::move(checkpointer), frozen = std::move(frozen), step,

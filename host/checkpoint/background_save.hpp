@@ -27,7 +27,7 @@ class BackgroundSave {
   // freezing it cost the training thread. The checkpointer must allow save() on another
   // thread (the `background` option, hpt/checkpointer.hpp).
   BackgroundSave(std::shared_ptr<Checkpointer> checkpointer, std::int64_t step,
-                 std::shared_ptr<const FrozenCheckpoint> frozen, Metrics metrics, double snapshot_seconds);
+                 std::shared_ptr<FrozenCheckpoint> frozen, Metrics metrics, double snapshot_seconds);
 
   std::int64_t step() const { return step_; }
   bool finished() const;

@@ -97,11 +97,11 @@ void DivergenceMonitor::reset_statistics() {
   forced_real_ = std::max(forced_real_, s_.force_real);
 }
 
-void DivergenceMonitor::save(torch::serialize::OutputArchive& a) const {
-  a.write("monitor/counts", torch::tensor({steps_, forced_real_, since_snapshot_, quiet_steps_}, torch::kInt64));
-  a.write("monitor/statistics", torch::tensor({loss_mean_, loss_var_, grad_mean_, horizon_factor_}, torch::kFloat64));
+void DivergenceMonitor::save(hpt::StateWriter& state) const {
+  state.write("monitor/counts", torch::tensor({steps_, forced_real_, since_snapshot_, quiet_steps_}, torch::kInt64));
+  state.write("monitor/statistics", torch::tensor({loss_mean_, loss_var_, grad_mean_, horizon_factor_}, torch::kFloat64));
   std::vector<double> recent(recent_losses_.begin(), recent_losses_.end());
-  a.write("monitor/recent_losses", torch::tensor(recent, torch::kFloat64));
+  state.write("monitor/recent_losses", torch::tensor(recent, torch::kFloat64));
 }
 
 void DivergenceMonitor::load(torch::serialize::InputArchive& a) {

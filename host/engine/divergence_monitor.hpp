@@ -21,6 +21,7 @@
 #include <torch/serialize/output-archive.h>
 
 #include "config/divergence_settings.hpp"
+#include "hpt/state_writer.hpp"
 
 namespace hpt::host {
 
@@ -57,7 +58,7 @@ class DivergenceMonitor {
   void reset_statistics();
 
   // Everything the monitor has learned, for checkpoints: keys "monitor/..." of `archive`.
-  void save(torch::serialize::OutputArchive& archive) const;
+  void save(hpt::StateWriter& state) const;
   // Restores what save() wrote; an archive without it (an older checkpoint) leaves the monitor as it is.
   void load(torch::serialize::InputArchive& archive);
 

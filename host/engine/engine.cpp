@@ -491,7 +491,15 @@ void Engine::check_signal() {
 
 void Engine::write_summary() {
   logger_->flush();
-  metrics_.flush();
+  if (summary_.status != "failed") {
+    metrics_.flush();
+  } else {
+    try {
+      metrics_.flush();
+    } catch (const std::exception&) {
+      // The failure may be metrics.jsonl's own (a full disk): summary.json still says why.
+    }
+  }
   if (!dir_) return;
   dir_->write_file("summary.json", summary_document(summary_, manifest_));
 }

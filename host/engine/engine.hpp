@@ -111,7 +111,7 @@ class Engine {
   // One entry per state file, in the order written and read.
   struct StateFile {
     const char* name;
-    std::function<void(torch::serialize::OutputArchive&)> save;
+    std::function<void(StateWriter&)> save;
     std::function<void(torch::serialize::InputArchive&)> load;
   };
   std::vector<StateFile> make_state_files();
@@ -122,7 +122,7 @@ class Engine {
   void wait_for_checkpoint();
   void finish_checkpoints();
   void resume_from_checkpoint();
-  void save_last_good(torch::serialize::OutputArchive& archive) const;
+  void save_last_good(hpt::StateWriter& state) const;
   bool load_last_good(torch::serialize::InputArchive& archive);  // false: the archive has none
 
   ResolvedManifest manifest_;

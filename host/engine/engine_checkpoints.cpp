@@ -63,12 +63,14 @@ void Engine::visit_counters(Self& self, Visit&& visit) {
 }
 
 std::vector<Engine::StateFile> Engine::make_state_files() {
-  auto plugin = [](const char* name, auto* component) {
-    return StateFile{name, [component](torch::serialize::OutputArchive& a) { component->save(a); },
+  auto plugin = [](const char* name, Plugin* component) {
+    return StateFile{name, [component](StateWriter& state) { component->save(state); },
                      [component](torch::serialize::InputArchive& a) { component->load(a); }};
   };
+  torch::nn::Module* model = &task_->model();
   return {
-      plugin("model.pt", &task_->model()),
+      StateFile{"model.pt", [model](StateWriter& state) { state.write_module_contents(*model); },
+                [model](torch::serialize::InputArchive& a) { model->load(a); }},
       plugin("optimizer.pt", optimizer_.get()),
       plugin("task.pt", task_.get()),
       plugin("dynamics.pt", dynamics_.get()),
@@ -76,16 +78,16 @@ std::vector<Engine::StateFile> Engine::make_state_files() {
       plugin("phase.pt", phase_.get()),
       plugin("backend.pt", backend_.get()),
       StateFile{"engine.pt",
-                [this](torch::serialize::OutputArchive& a) {
+                [this](hpt::StateWriter& state) {
                   visit_counters(*this, [&](const char* key, auto value) {
                     using V = decltype(value);
-                    a.write(key, torch::tensor(value, std::is_integral_v<V> ? torch::kInt64 : torch::kFloat64));
+                    state.write(key, torch::tensor(value, std::is_integral_v<V> ? torch::kInt64 : torch::kFloat64));
                   });
-                  if (best_metric_) a.write("best_metric", torch::tensor(*best_metric_, torch::kFloat64));
-                  a.write("rng", cpu_rng_state());
-                  a.write("metrics_length", torch::tensor(static_cast<std::int64_t>(metrics_length_), torch::kInt64));
-                  monitor_.save(a);
-                  save_last_good(a);
+                  if (best_metric_) state.write("best_metric", torch::tensor(*best_metric_, torch::kFloat64));
+                  state.write("rng", cpu_rng_state());
+                  state.write("metrics_length", torch::tensor(static_cast<std::int64_t>(metrics_length_), torch::kInt64));
+                  monitor_.save(state);
+                  save_last_good(state);
                 },
                 [this](torch::serialize::InputArchive& a) {
                   visit_counters(*this, [&](const char* key, auto& value) {
@@ -111,13 +113,13 @@ std::vector<Engine::StateFile> Engine::make_state_files() {
 
 // The last good state the divergence monitor rolls back to: its parameters and the
 // optimizer's state, as they were when it was taken.
-void Engine::save_last_good(torch::serialize::OutputArchive& a) const {
-  a.write("last_good/count", torch::tensor(static_cast<std::int64_t>(last_good_params_.size()), torch::kInt64));
+void Engine::save_last_good(hpt::StateWriter& state) const {
+  state.write("last_good/count", torch::tensor(static_cast<std::int64_t>(last_good_params_.size()), torch::kInt64));
   for (std::size_t i = 0; i < last_good_params_.size(); ++i)
-    a.write("last_good/param_" + std::to_string(i), last_good_params_[i]);
+    state.write("last_good/param_" + std::to_string(i), last_good_params_[i]);
   torch::Tensor bytes = torch::empty({static_cast<std::int64_t>(last_good_optimizer_.size())}, torch::kUInt8);
   std::memcpy(bytes.data_ptr<std::uint8_t>(), last_good_optimizer_.data(), last_good_optimizer_.size());
-  a.write("last_good/optimizer", bytes);
+  state.write("last_good/optimizer", bytes);
 }
 
 bool Engine::load_last_good(torch::serialize::InputArchive& a) {
@@ -137,18 +139,14 @@ bool Engine::load_last_good(torch::serialize::InputArchive& a) {
 std::vector<CheckpointFile> Engine::checkpoint_files() const {
   std::vector<CheckpointFile> files;
   for (const StateFile& f : state_files_)
-    files.push_back({f.name, archive_bytes([&](torch::serialize::OutputArchive& a) { f.save(a); })});
+    files.push_back({f.name, archive_bytes([&](hpt::StateWriter& state) { f.save(state); })});
   files.push_back({"config.resolved.toml", manifest_.to_toml()});
   return files;
 }
 
 Engine::CheckpointSnapshot Engine::checkpoint_snapshot() const {
   CheckpointSnapshot snapshot;
-  for (const StateFile& f : state_files_) {
-    torch::serialize::OutputArchive archive;
-    f.save(archive);
-    snapshot.add_archive(f.name, archive);
-  }
+  for (const StateFile& f : state_files_) snapshot.add_archive(f.name, f.save);
   snapshot.add_file({"config.resolved.toml", manifest_.to_toml()});
   return snapshot;
 }
@@ -245,7 +243,7 @@ void Engine::save_checkpoint(bool final) {
     metrics_.checkpoint(state_.step, info.path, seconds, seconds, std::nullopt);
     return;
   }
-  auto frozen = std::make_shared<const FrozenCheckpoint>(checkpoint_snapshot());
+  auto frozen = std::make_shared<FrozenCheckpoint>(checkpoint_snapshot());
   backend_->synchronize();  // the clones are complete before another thread reads them
   pending_save_ = std::make_unique<BackgroundSave>(checkpointer_, state_.step, std::move(frozen), std::move(metrics),
                                                    StepClock::seconds_since(t0));

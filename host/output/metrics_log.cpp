@@ -36,7 +36,16 @@ void MetricsLog::append(boost::json::object line) {
 }
 
 void MetricsLog::flush() {
-  if (out_) out_->flush();
+  if (!out_) return;
+  errno = 0;
+  out_->flush();
+  // A full disk (or a file size limit) fails the stream's write; every later line would
+  // be dropped silently, and a checkpoint published after it would claim metrics that
+  // are not there. The run stops instead; its last checkpoint and the lines before it stand.
+  if (!*out_) {
+    const int err = errno;
+    throw RunError("cannot write " + path_ + (err != 0 ? std::string(": ") + std::strerror(err) : std::string()));
+  }
 }
 
 void MetricsLog::begin_phase() { holding_ = true; }
@@ -52,7 +61,7 @@ void MetricsLog::end_phase(bool rolled_back) {
 
 std::uint64_t MetricsLog::sync() {
   if (!out_) return 0;
-  out_->flush();
+  flush();
   int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) throw RunError("cannot open " + path_ + " to sync it: " + std::strerror(errno));
   int failed = ::fsync(fd);
@@ -66,7 +75,7 @@ std::uint64_t MetricsLog::sync() {
 
 void MetricsLog::resume(std::int64_t step, const std::string& checkpoint, std::uint64_t length) {
   if (!out_) return;
-  out_->flush();
+  flush();
   std::error_code ec;
   std::uint64_t size = std::filesystem::file_size(path_, ec);
   if (ec) size = 0;

@@ -12,8 +12,8 @@ namespace hpt::task_support {
 
 namespace {
 
-void write_int(torch::serialize::OutputArchive& archive, const std::string& key, std::int64_t value) {
-  archive.write(key, torch::tensor(value, torch::kInt64));
+void write_int(hpt::StateWriter& state, const std::string& key, std::int64_t value) {
+  state.write(key, torch::tensor(value, torch::kInt64));
 }
 
 std::int64_t read_int(torch::serialize::InputArchive& archive, const std::string& key) {
@@ -50,12 +50,12 @@ torch::Tensor EpochSampler::next() {
   return batch;
 }
 
-void EpochSampler::save(torch::serialize::OutputArchive& archive, const std::string& prefix) const {
-  write_int(archive, prefix + "samples", samples_);
-  write_int(archive, prefix + "batch_size", batch_size_);
-  write_int(archive, prefix + "seed", static_cast<std::int64_t>(seed_));
-  write_int(archive, prefix + "epoch", epoch_);
-  write_int(archive, prefix + "position", position_);
+void EpochSampler::save(hpt::StateWriter& state, const std::string& prefix) const {
+  write_int(state, prefix + "samples", samples_);
+  write_int(state, prefix + "batch_size", batch_size_);
+  write_int(state, prefix + "seed", static_cast<std::int64_t>(seed_));
+  write_int(state, prefix + "epoch", epoch_);
+  write_int(state, prefix + "position", position_);
 }
 
 void EpochSampler::load(torch::serialize::InputArchive& archive, const std::string& prefix) {

@@ -14,6 +14,8 @@
 #include <torch/serialize/archive.h>
 #include <torch/types.h>
 
+#include "hpt/state_writer.hpp"
+
 namespace hpt::task_support {
 
 class EpochSampler {
@@ -31,7 +33,7 @@ class EpochSampler {
 
   // The position, under keys starting with `prefix`. load() throws hpt::BadInput when
   // the archive was written for another number of samples or batch size.
-  void save(torch::serialize::OutputArchive& archive, const std::string& prefix) const;
+  void save(hpt::StateWriter& state, const std::string& prefix) const;
   void load(torch::serialize::InputArchive& archive, const std::string& prefix);
 
  private:

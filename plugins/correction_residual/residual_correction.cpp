@@ -131,14 +131,14 @@ class ResidualCorrection : public hpt::CorrectionStrategy {
     if (phase_clean_) trust_ += trust_recovery_ * (1.0 - trust_);
   }
 
-  void save(torch::serialize::OutputArchive& archive) const override {
-    archive.write("factor", c10::IValue(factor_));
-    archive.write("trust", c10::IValue(trust_));
-    archive.write("agreement", c10::IValue(agreement_));
-    archive.write("loss_residual", c10::IValue(loss_residual_));
-    archive.write("cosine", c10::IValue(cosine_));
-    archive.write("norm_ratio", c10::IValue(norm_ratio_));
-    archive.write("phase_clean", c10::IValue(phase_clean_));
+  void save(hpt::StateWriter& state) const override {
+    state.write("factor", c10::IValue(factor_));
+    state.write("trust", c10::IValue(trust_));
+    state.write("agreement", c10::IValue(agreement_));
+    state.write("loss_residual", c10::IValue(loss_residual_));
+    state.write("cosine", c10::IValue(cosine_));
+    state.write("norm_ratio", c10::IValue(norm_ratio_));
+    state.write("phase_clean", c10::IValue(phase_clean_));
   }
 
   void load(torch::serialize::InputArchive& archive) override {

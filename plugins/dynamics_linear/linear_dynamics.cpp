@@ -255,21 +255,21 @@ class LinearDynamics : public hpt::DynamicsModel {
     return std::sqrt(std::clamp(consistency_, 0.0, 1.0) * std::clamp(accuracy_, 0.0, 1.0));
   }
 
-  void save(torch::serialize::OutputArchive& archive) const override {
-    archive.write("observations", c10::IValue(observations_));
-    archive.write("consistency", c10::IValue(consistency_));
-    archive.write("accuracy", c10::IValue(accuracy_));
-    archive.write("gain", torch::tensor(gain_, torch::kFloat64));
-    archive.write("losses", to_tensor(losses_));
+  void save(hpt::StateWriter& state) const override {
+    state.write("observations", c10::IValue(observations_));
+    state.write("consistency", c10::IValue(consistency_));
+    state.write("accuracy", c10::IValue(accuracy_));
+    state.write("gain", torch::tensor(gain_, torch::kFloat64));
+    state.write("losses", to_tensor(losses_));
     for (std::size_t g = 0; g < log_norms_.size(); ++g)
-      archive.write("log_norms_" + std::to_string(g), to_tensor(log_norms_[g]));
+      state.write("log_norms_" + std::to_string(g), to_tensor(log_norms_[g]));
     for (std::size_t p = 0; p < direction_.size(); ++p) {
-      archive.write("direction_" + std::to_string(p), direction_[p]);
-      archive.write("previous_" + std::to_string(p), previous_[p]);
+      state.write("direction_" + std::to_string(p), direction_[p]);
+      state.write("previous_" + std::to_string(p), previous_[p]);
     }
     if (average_decay_ > 0.0) {
-      archive.write("last_step", c10::IValue(last_step_));
-      for (std::size_t p = 0; p < offset_.size(); ++p) archive.write("offset_" + std::to_string(p), offset_[p]);
+      state.write("last_step", c10::IValue(last_step_));
+      for (std::size_t p = 0; p < offset_.size(); ++p) state.write("offset_" + std::to_string(p), offset_[p]);
     }
   }
 

@@ -218,25 +218,21 @@ class RssmDynamics : public hpt::DynamicsModel {
     return std::isfinite(c) ? c : 0.0;
   }
 
-  void save(torch::serialize::OutputArchive& archive) const override {
+  void save(hpt::StateWriter& state) const override {
     if (!features_) throw hpt::RunError("dynamics rssm: save() before bind()");
-    archive.write("observations", c10::IValue(observations_));
-    archive.write("last_step", c10::IValue(last_step_));
-    archive.write("has_prediction", c10::IValue(has_prediction_));
-    archive.write("predicted_level", c10::IValue(predicted_level_));
-    archive.write("error_average", c10::IValue(error_average_));
-    archive.write("errors", c10::IValue(errors_));
-    archive.write("inputs", inputs_);
-    archive.write("hiddens", hiddens_);
-    archive.write("hidden", hidden_);
-    features_->save(archive, "features/");
-    average_->save(archive, "average/");
-    torch::serialize::OutputArchive weights(archive.compilation_unit());
-    ensemble_->save(weights);
-    archive.write("ensemble", weights);
-    torch::serialize::OutputArchive optimizer(archive.compilation_unit());
-    optimizer_->save(optimizer);
-    archive.write("optimizer", optimizer);
+    state.write("observations", c10::IValue(observations_));
+    state.write("last_step", c10::IValue(last_step_));
+    state.write("has_prediction", c10::IValue(has_prediction_));
+    state.write("predicted_level", c10::IValue(predicted_level_));
+    state.write("error_average", c10::IValue(error_average_));
+    state.write("errors", c10::IValue(errors_));
+    state.write("inputs", inputs_);
+    state.write("hiddens", hiddens_);
+    state.write("hidden", hidden_);
+    features_->save(state, "features/");
+    average_->save(state, "average/");
+    state.write("ensemble", *ensemble_);
+    state.write("optimizer", *optimizer_);
   }
 
   void load(torch::serialize::InputArchive& archive) override {

@@ -88,14 +88,14 @@ void StateFeatures::encode(const StepRecord& record, float* out) {
 
 double StateFeatures::loss_of_level(double level) const { return std::max(loss_ref_, kTiny) * std::exp(level); }
 
-void StateFeatures::save(torch::serialize::OutputArchive& archive, const std::string& prefix) const {
-  archive.write(prefix + "count", c10::IValue(count_));
-  archive.write(prefix + "statistics", tensor_of({loss_ref_, grad_ref_, lr_ref_, loss_mean_, loss_var_, grad_mean_}));
-  archive.write(prefix + "norm_ref", tensor_of(norm_ref_));
-  archive.write(prefix + "previous_norms", tensor_of(previous_norms_));
-  archive.write(prefix + "previous_updates", c10::IValue(static_cast<std::int64_t>(previous_update_.size())));
+void StateFeatures::save(hpt::StateWriter& state, const std::string& prefix) const {
+  state.write(prefix + "count", c10::IValue(count_));
+  state.write(prefix + "statistics", tensor_of({loss_ref_, grad_ref_, lr_ref_, loss_mean_, loss_var_, grad_mean_}));
+  state.write(prefix + "norm_ref", tensor_of(norm_ref_));
+  state.write(prefix + "previous_norms", tensor_of(previous_norms_));
+  state.write(prefix + "previous_updates", c10::IValue(static_cast<std::int64_t>(previous_update_.size())));
   for (std::size_t p = 0; p < previous_update_.size(); ++p)
-    archive.write(prefix + "previous_update_" + std::to_string(p), previous_update_[p]);
+    state.write(prefix + "previous_update_" + std::to_string(p), previous_update_[p]);
 }
 
 void StateFeatures::load(torch::serialize::InputArchive& archive, const std::string& prefix, torch::Device device) {

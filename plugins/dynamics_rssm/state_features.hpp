@@ -26,6 +26,7 @@
 #include <torch/types.h>
 
 #include "hpt/types.hpp"
+#include "hpt/state_writer.hpp"
 
 namespace hpt::rssm {
 
@@ -59,7 +60,7 @@ class StateFeatures {
   std::int64_t count() const { return count_; }
 
   // Everything, under keys starting with `prefix`.
-  void save(torch::serialize::OutputArchive& archive, const std::string& prefix) const;
+  void save(hpt::StateWriter& state, const std::string& prefix) const;
   // Restores what save() wrote; the previous update goes to `device`.
   void load(torch::serialize::InputArchive& archive, const std::string& prefix, torch::Device device);
 

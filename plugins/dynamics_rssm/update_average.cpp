@@ -33,11 +33,11 @@ std::vector<torch::Tensor> UpdateAverage::mean() const {
 
 double UpdateAverage::mean_level(std::size_t group) const { return count_ == 0 ? 0.0 : levels_[group] * correction(); }
 
-void UpdateAverage::save(torch::serialize::OutputArchive& archive, const std::string& prefix) const {
-  archive.write(prefix + "count", c10::IValue(count_));
-  archive.write(prefix + "levels", tensor_of(levels_));
-  archive.write(prefix + "parameters", c10::IValue(static_cast<std::int64_t>(average_.size())));
-  for (std::size_t p = 0; p < average_.size(); ++p) archive.write(prefix + "average_" + std::to_string(p), average_[p]);
+void UpdateAverage::save(hpt::StateWriter& state, const std::string& prefix) const {
+  state.write(prefix + "count", c10::IValue(count_));
+  state.write(prefix + "levels", tensor_of(levels_));
+  state.write(prefix + "parameters", c10::IValue(static_cast<std::int64_t>(average_.size())));
+  for (std::size_t p = 0; p < average_.size(); ++p) state.write(prefix + "average_" + std::to_string(p), average_[p]);
 }
 
 void UpdateAverage::load(torch::serialize::InputArchive& archive, const std::string& prefix, torch::Device device) {

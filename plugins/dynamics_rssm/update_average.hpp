@@ -10,6 +10,8 @@
 #include <torch/serialize/archive.h>
 #include <torch/types.h>
 
+#include "hpt/state_writer.hpp"
+
 namespace hpt::rssm {
 
 class UpdateAverage {
@@ -29,7 +31,7 @@ class UpdateAverage {
   // The bias-corrected average level of `group`.
   double mean_level(std::size_t group) const;
 
-  void save(torch::serialize::OutputArchive& archive, const std::string& prefix) const;
+  void save(hpt::StateWriter& state, const std::string& prefix) const;
   // Restores what save() wrote; the averages go to `device`.
   void load(torch::serialize::InputArchive& archive, const std::string& prefix, torch::Device device);
 

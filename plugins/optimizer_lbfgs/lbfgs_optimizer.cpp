@@ -37,10 +37,10 @@ class LbfgsOptimizer : public hpt::TorchOptimizer {
   // LibTorch 1.13's LBFGS cannot serialise its scratch vector `al` while the history is
   // not full (it holds undefined tensors). Every step overwrites `al` before reading it,
   // so it is dropped before saving.
-  void save(torch::serialize::OutputArchive& archive) const override {
+  void save(hpt::StateWriter& state) const override {
     for (auto& entry : torch_optimizer().state())
       static_cast<torch::optim::LBFGSParamState&>(*entry.second).al(c10::nullopt);
-    TorchOptimizer::save(archive);
+    TorchOptimizer::save(state);
   }
 
  private:

@@ -79,8 +79,8 @@ class AdaptivePhase : public hpt::PhaseController {
                         : std::clamp(horizon_ * shrink_, lo, hi);
   }
 
-  void save(torch::serialize::OutputArchive& archive) const override {
-    archive.write("horizon", c10::IValue(horizon_));
+  void save(hpt::StateWriter& state) const override {
+    state.write("horizon", c10::IValue(horizon_));
   }
 
   void load(torch::serialize::InputArchive& archive) override {

@@ -81,16 +81,16 @@ class BanditPhase : public hpt::PhaseController {
     awaiting_outcome_ = false;
   }
 
-  void save(torch::serialize::OutputArchive& archive) const override {
-    bandit_.save(archive, "linucb/");
-    archive.write("attempted", c10::IValue(attempted_));
-    archive.write("last_attempt", c10::IValue(last_attempt_));
-    archive.write("awaiting_outcome", c10::IValue(awaiting_outcome_));
-    archive.write("pending_arm", c10::IValue(static_cast<std::int64_t>(pending_arm_)));
-    archive.write("pending_context", torch::tensor(pending_context_, torch::kFloat64));
-    archive.write("seconds", c10::IValue(seconds_));
-    archive.write("real_steps", c10::IValue(real_steps_));
-    archive.write("phase_seconds", c10::IValue(phase_seconds_));
+  void save(hpt::StateWriter& state) const override {
+    bandit_.save(state, "linucb/");
+    state.write("attempted", c10::IValue(attempted_));
+    state.write("last_attempt", c10::IValue(last_attempt_));
+    state.write("awaiting_outcome", c10::IValue(awaiting_outcome_));
+    state.write("pending_arm", c10::IValue(static_cast<std::int64_t>(pending_arm_)));
+    state.write("pending_context", torch::tensor(pending_context_, torch::kFloat64));
+    state.write("seconds", c10::IValue(seconds_));
+    state.write("real_steps", c10::IValue(real_steps_));
+    state.write("phase_seconds", c10::IValue(phase_seconds_));
   }
 
   void load(torch::serialize::InputArchive& archive) override {

@@ -97,16 +97,16 @@ void LinUcb::update(std::size_t arm, const std::vector<double>& context, double 
   ++plays_[arm];
 }
 
-void LinUcb::save(torch::serialize::OutputArchive& archive, const std::string& prefix) const {
+void LinUcb::save(hpt::StateWriter& state, const std::string& prefix) const {
   const auto k = static_cast<std::int64_t>(arms()), n = static_cast<std::int64_t>(dimension_);
   torch::Tensor a = torch::empty({k, n, n}, torch::kFloat64), b = torch::empty({k, n}, torch::kFloat64);
   for (std::int64_t arm = 0; arm < k; ++arm) {
     std::copy(a_[arm].begin(), a_[arm].end(), a[arm].data_ptr<double>());
     std::copy(b_[arm].begin(), b_[arm].end(), b[arm].data_ptr<double>());
   }
-  archive.write(prefix + "A", a);
-  archive.write(prefix + "b", b);
-  archive.write(prefix + "plays", torch::tensor(plays_, torch::kInt64));
+  state.write(prefix + "A", a);
+  state.write(prefix + "b", b);
+  state.write(prefix + "plays", torch::tensor(plays_, torch::kInt64));
 }
 
 void LinUcb::load(torch::serialize::InputArchive& archive, const std::string& prefix) {

@@ -14,6 +14,8 @@
 
 #include <torch/serialize/archive.h>
 
+#include "hpt/state_writer.hpp"
+
 namespace hpt::bandit {
 
 class LinUcb {
@@ -38,7 +40,7 @@ class LinUcb {
   const std::vector<std::int64_t>& plays() const { return plays_; }
 
   // A, b and the play counts, under keys starting with `prefix`.
-  void save(torch::serialize::OutputArchive& archive, const std::string& prefix) const;
+  void save(hpt::StateWriter& state, const std::string& prefix) const;
   // Throws hpt::BadInput when the saved bandit has other arms or dimension.
   void load(torch::serialize::InputArchive& archive, const std::string& prefix);
 

@@ -115,7 +115,7 @@ class CharLmTask : public hpt::Task {
 
   std::vector<std::string> metric_names() const override { return {"val_loss", "val_bpc"}; }
 
-  void save(torch::serialize::OutputArchive& archive) const override { sampler_->save(archive, "order_"); }
+  void save(hpt::StateWriter& state) const override { sampler_->save(state, "order_"); }
   void load(torch::serialize::InputArchive& archive) override { sampler_->load(archive, "order_"); }
 
  private:

@@ -118,7 +118,7 @@ class FashionMnistTask : public hpt::Task {
 
   std::vector<std::string> metric_names() const override { return {"val_loss", "val_accuracy"}; }
 
-  void save(torch::serialize::OutputArchive& archive) const override { sampler_.save(archive, "order_"); }
+  void save(hpt::StateWriter& state) const override { sampler_.save(state, "order_"); }
   void load(torch::serialize::InputArchive& archive) override { sampler_.load(archive, "order_"); }
 
  private:

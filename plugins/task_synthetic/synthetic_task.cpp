@@ -89,7 +89,7 @@ class SyntheticTask : public hpt::Task {
 
   bool full_batch() const override { return full_batch_; }
 
-  void save(torch::serialize::OutputArchive& archive) const override { sampler_.save(archive, "order_"); }
+  void save(hpt::StateWriter& state) const override { sampler_.save(state, "order_"); }
   void load(torch::serialize::InputArchive& archive) override { sampler_.load(archive, "order_"); }
 
  private:

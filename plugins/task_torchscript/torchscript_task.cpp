@@ -101,7 +101,7 @@ class TorchScriptTask : public hpt::Task {
     return {"val_loss"};
   }
 
-  void save(torch::serialize::OutputArchive& archive) const override { sampler_->save(archive, "order_"); }
+  void save(hpt::StateWriter& state) const override { sampler_->save(state, "order_"); }
   void load(torch::serialize::InputArchive& archive) override { sampler_->load(archive, "order_"); }
 
  private:

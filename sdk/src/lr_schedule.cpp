@@ -115,11 +115,11 @@ void LrSchedule::on_evaluation(const Metrics& metrics) {
   }
 }
 
-void LrSchedule::save(torch::serialize::OutputArchive& archive) const {
-  archive.write(kKindKey, c10::IValue(std::string(to_string(config_.kind))));
-  archive.write(kBestKey, c10::IValue(best_));
-  archive.write(kBadKey, c10::IValue(bad_evaluations_));
-  archive.write(kReductionKey, c10::IValue(reduction_));
+void LrSchedule::save(hpt::StateWriter& state) const {
+  state.write(kKindKey, c10::IValue(std::string(to_string(config_.kind))));
+  state.write(kBestKey, c10::IValue(best_));
+  state.write(kBadKey, c10::IValue(bad_evaluations_));
+  state.write(kReductionKey, c10::IValue(reduction_));
 }
 
 void LrSchedule::load(torch::serialize::InputArchive& archive) {

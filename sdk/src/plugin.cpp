@@ -5,7 +5,7 @@
 namespace hpt {
 
 Plugin::~Plugin() = default;
-void Plugin::save(torch::serialize::OutputArchive&) const {}
+void Plugin::save(StateWriter&) const {}
 void Plugin::load(torch::serialize::InputArchive&) {}
 
 Task::~Task() = default;

@@ -155,13 +155,11 @@ void TorchOptimizer::scale_learning_rate(double factor) {
 
 void TorchOptimizer::on_evaluation(const Metrics& metrics) { schedule_.on_evaluation(metrics); }
 
-void TorchOptimizer::save(torch::serialize::OutputArchive& archive) const {
-  torch::serialize::OutputArchive torch_archive(archive.compilation_unit());
-  torch_optimizer().save(torch_archive);
-  archive.write(kTorchKey, torch_archive);
-  schedule_.save(archive);
-  archive.write(kLrScaleKey, c10::IValue(lr_scale_));
-  archive.write(kLearningRateKey, c10::IValue(learning_rate_));
+void TorchOptimizer::save(hpt::StateWriter& state) const {
+  state.write(kTorchKey, torch_optimizer());
+  schedule_.save(state);
+  state.write(kLrScaleKey, c10::IValue(lr_scale_));
+  state.write(kLearningRateKey, c10::IValue(learning_rate_));
 }
 
 void TorchOptimizer::load(torch::serialize::InputArchive& archive) {

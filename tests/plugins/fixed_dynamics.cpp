@@ -40,8 +40,8 @@ class FixedDynamics : public hpt::DynamicsModel {
 
   double confidence() const override { return 1.0; }
 
-  void save(torch::serialize::OutputArchive& archive) const override {
-    archive.write("observed", torch::tensor(observed_));
+  void save(hpt::StateWriter& state) const override {
+    state.write("observed", torch::tensor(observed_));
   }
   void load(torch::serialize::InputArchive& archive) override {
     torch::Tensor t;

@@ -12,6 +12,7 @@
 #include "hpt/options.hpp"
 #include "hpt/phase.hpp"
 #include "hpt/plugin.hpp"
+#include "hpt/state_writer.hpp"
 #include "hpt/task.hpp"
 #include "hpt/types.hpp"
 #include "hpt/version.hpp"

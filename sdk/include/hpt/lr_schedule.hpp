@@ -9,6 +9,7 @@
 #include <torch/serialize/archive.h>
 
 #include "hpt/types.hpp"
+#include "hpt/state_writer.hpp"
 
 namespace hpt {
 
@@ -65,7 +66,7 @@ class LrSchedule {
 
   // The state above, under keys prefixed with "schedule/". Loading checks that the
   // archive was written by the same kind of schedule.
-  void save(torch::serialize::OutputArchive& archive) const;
+  void save(hpt::StateWriter& state) const;
   void load(torch::serialize::InputArchive& archive);
 
  private:

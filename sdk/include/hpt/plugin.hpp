@@ -12,6 +12,7 @@
 #include <torch/types.h>
 
 #include "hpt/options.hpp"
+#include "hpt/state_writer.hpp"
 #include "hpt/version.hpp"
 
 namespace spdlog {
@@ -51,11 +52,13 @@ struct PluginContext {
 };
 
 // Base of every plugin object. Plugins with state override save/load; the checkpointer
-// stores what they write and gives it back on resume.
+// stores what save() writes and gives it back to load() on resume (after bind(), where
+// a kind has one). save() runs on the training thread between steps; what it writes is
+// copied or serialised before training goes on (hpt/state_writer.hpp).
 class Plugin {
  public:
   virtual ~Plugin();
-  virtual void save(torch::serialize::OutputArchive& archive) const;
+  virtual void save(StateWriter& state) const;
   virtual void load(torch::serialize::InputArchive& archive);
 };
 

@@ -23,6 +23,7 @@
 
 #include "hpt/lr_schedule.hpp"
 #include "hpt/optimizer.hpp"
+#include "hpt/state_writer.hpp"
 
 namespace hpt {
 
@@ -47,7 +48,7 @@ class TorchOptimizer : public Optimizer {
 
   // The torch optimizer's own serialisation under "torch/", the schedule's state, the
   // learning-rate scale and the last learning rate. Both need bind() first.
-  void save(torch::serialize::OutputArchive& archive) const override;
+  void save(hpt::StateWriter& state) const override;
   void load(torch::serialize::InputArchive& archive) override;
 
  protected:
