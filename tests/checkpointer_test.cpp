@@ -528,4 +528,35 @@ TEST_F(CheckpointerTest, AverageVerifiesItsInputs) {
                    {second.path + ": model.pt is truncated"});
 }
 
+// model.pt as export, average and resume read it: damage is named before LibTorch parses
+// the archive (its parser crashes on some damaged records), including every input the
+// fuzzers found (fuzz/regressions/checkpoint_model/).
+TEST(ModelArchive, DamageIsNamedBeforeLibTorchParsesIt) {
+  const std::string good = model_bytes(*make_net(1));
+  EXPECT_FALSE(hpt::host::read_model_tensors(good, "model.pt").empty());
+
+  std::string flipped = good;
+  const std::size_t code = flipped.find("class Module");
+  ASSERT_NE(code, std::string::npos);
+  flipped[code + 2] ^= 0x20;
+  try {
+    hpt::host::read_model_tensors(flipped, "model.pt");
+    ADD_FAILURE() << "a damaged record was read";
+  } catch (const hpt::BadInput& e) {
+    EXPECT_THAT(e.what(), HasSubstr("model.pt is damaged: record '"));
+    EXPECT_THAT(e.what(), HasSubstr("' fails its CRC-32"));
+  }
+  for (std::size_t length : {std::size_t{0}, std::size_t{21}, good.size() / 2, good.size() - 1})
+    EXPECT_THROW(hpt::host::read_model_tensors(good.substr(0, length), "model.pt"), hpt::BadInput) << length;
+
+  int found = 0;
+  for (const auto& entry : fs::directory_iterator(HPT_SOURCE_DIR "/fuzz/regressions/checkpoint_model")) {
+    std::ifstream in(entry.path(), std::ios::binary);
+    const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    EXPECT_THROW(hpt::host::read_model_tensors(bytes, entry.path().string()), hpt::BadInput) << entry.path();
+    ++found;
+  }
+  EXPECT_GE(found, 1);
+}
+
 }  // namespace

@@ -7,6 +7,7 @@
 #include <torch/serialize/input-archive.h>
 #include <torch/serialize/output-archive.h>
 
+#include "checkpoint/zip_check.hpp"
 #include "checkpoint_format/checkpoint_manifest.hpp"
 #include "checkpoint_format/checkpoint_writer.hpp"
 #include "hpt/error.hpp"
@@ -22,6 +23,7 @@ namespace {
 constexpr const char* kModelFile = "model.pt";
 
 torch::serialize::InputArchive open_archive(const std::string& bytes, const std::string& what) {
+  check_zip_records(bytes, what);
   torch::serialize::InputArchive archive;
   try {
     archive.load_from(bytes.data(), bytes.size());
