@@ -7,7 +7,7 @@
 //   and the same end to end, with model -> archive bytes and back;
 //   stall    how long the calling (training) thread is held by one save of the model:
 //            in the foreground the whole save end to end; in the background only the
-//            snapshot (the archive frozen, every tensor cloned), as the engine takes it
+//            snapshot (every tensor copied by a copying hpt::StateWriter), as the engine takes it
 //            with [checkpointer] background = true, while serialisation and the
 //            plugin's save run on another thread (background_total: until it is done).
 // MB = 10^6 bytes, as dd counts. Prints one "name value" line per figure: the median

@@ -23,7 +23,7 @@ namespace {
 constexpr const char* kModelFile = "model.pt";
 
 torch::serialize::InputArchive open_archive(const std::string& bytes, const std::string& what) {
-  check_zip_records(bytes, what);
+  check_module_archive(bytes, what);
   torch::serialize::InputArchive archive;
   try {
     archive.load_from(bytes.data(), bytes.size());
