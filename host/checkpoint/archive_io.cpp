@@ -4,10 +4,15 @@
 
 namespace hpt::host {
 
-std::string archive_bytes(torch::serialize::OutputArchive& archive) {
-  std::ostringstream os;
-  archive.save_to(os);
-  return os.str();
+std::string archive_bytes(torch::serialize::OutputArchive& archive, std::size_t expected_size) {
+  // What save_to(stream) writes, into one string without a stream's extra copy.
+  std::string bytes;
+  bytes.reserve(expected_size);
+  archive.save_to([&](const void* data, std::size_t size) {
+    bytes.append(static_cast<const char*>(data), size);
+    return size;
+  });
+  return bytes;
 }
 
 std::string archive_bytes(const std::function<void(StateWriter&)>& write) {

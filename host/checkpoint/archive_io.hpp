@@ -13,7 +13,9 @@
 namespace hpt::host {
 
 // The bytes archive.save_to() writes.
-std::string archive_bytes(torch::serialize::OutputArchive& archive);
+// The archive's bytes, as save_to() writes them; `expected_size` reserves room up front
+// (a big archive is then not copied at every doubling).
+std::string archive_bytes(torch::serialize::OutputArchive& archive, std::size_t expected_size = 0);
 // The bytes of a new archive that `write` fills.
 // What `write` writes through a StateWriter that copies nothing, serialised at once.
 std::string archive_bytes(const std::function<void(StateWriter&)>& write);

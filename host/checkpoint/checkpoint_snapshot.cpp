@@ -1,5 +1,7 @@
 #include "checkpoint/checkpoint_snapshot.hpp"
 
+#include "checkpoint/archive_io.hpp"
+
 namespace hpt::host {
 
 void FrozenCheckpoint::add_archive(const std::string& name, const std::function<void(StateWriter&)>& write) {
@@ -15,16 +17,10 @@ void FrozenCheckpoint::add_file(CheckpointFile file) { plain_.push_back(std::mov
 std::vector<CheckpointFile> FrozenCheckpoint::files() {
   std::vector<CheckpointFile> files;
   for (Archive& frozen : archives_) {
-    // What OutputArchive::save_to(stream) does, into one string reserved at about its
-    // final size (the tensors' bytes plus room for the pickled structure and the zip
-    // headers), so the bytes are not copied again at every doubling beside training.
-    std::string bytes;
-    bytes.reserve(static_cast<std::size_t>(frozen.copied_bytes) + (std::size_t{1} << 20));
-    frozen.archive.save_to([&](const void* data, std::size_t size) {
-      bytes.append(static_cast<const char*>(data), size);
-      return size;
-    });
-    files.push_back({frozen.name, std::move(bytes)});
+    // About the final size: the tensors' bytes plus room for the pickled structure and
+    // the zip headers.
+    const auto expected = static_cast<std::size_t>(frozen.copied_bytes) + (std::size_t{1} << 20);
+    files.push_back({frozen.name, archive_bytes(frozen.archive, expected)});
   }
   files.insert(files.end(), plain_.begin(), plain_.end());
   return files;

@@ -7,6 +7,7 @@
 #include <torch/serialize/input-archive.h>
 #include <torch/serialize/output-archive.h>
 
+#include "checkpoint/archive_io.hpp"
 #include "checkpoint/zip_check.hpp"
 #include "checkpoint_format/checkpoint_manifest.hpp"
 #include "checkpoint_format/checkpoint_writer.hpp"
@@ -31,15 +32,6 @@ torch::serialize::InputArchive open_archive(const std::string& bytes, const std:
     throw BadInput(what + " is not a LibTorch archive: " + e.what());
   }
   return archive;
-}
-
-std::string archive_to_bytes(torch::serialize::OutputArchive& archive) {
-  std::string bytes;
-  archive.save_to([&](const void* data, std::size_t size) {
-    bytes.append(static_cast<const char*>(data), size);
-    return size;
-  });
-  return bytes;
 }
 
 void collect_tensors(torch::serialize::InputArchive& archive, const std::string& prefix,
@@ -207,7 +199,7 @@ void average_checkpoints(const std::vector<std::string>& checkpoint_dirs, const 
 
   std::vector<CheckpointFile> files = std::move(checkpoints.front().files);
   for (auto& f : files)
-    if (f.name == kModelFile) f.bytes = archive_to_bytes(averaged);
+    if (f.name == kModelFile) f.bytes = archive_bytes(averaged);
   fs::path out = fs::path(output_dir).lexically_normal();
   if (!out.has_filename()) out = out.parent_path();
   if (out.has_parent_path()) fs::create_directories(out.parent_path());
