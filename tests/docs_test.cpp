@@ -3,6 +3,7 @@
 #include <filesystem>
 
 #include "config/manifest.hpp"
+#include "config/precision_settings.hpp"
 #include "plugins/plugin_loader.hpp"
 #include "test_support.hpp"
 
@@ -13,6 +14,9 @@ TEST(Docs, ManifestReferenceListsEveryOption) {
   ASSERT_FALSE(doc.empty());
   for (const auto& spec : hpt::host::run_option_specs())
     EXPECT_NE(doc.find("| `" + spec.name + "` |"), std::string::npos) << "[run] key " << spec.name;
+
+  for (const auto& spec : hpt::host::PrecisionSettings::option_specs())
+    EXPECT_NE(doc.find("| `" + spec.name + "` |"), std::string::npos) << "[backend] key " << spec.name;
 
   hpt::host::PluginLoader loader({std::string(HPT_BINARY_DIR) + "/plugins"});
   std::vector<std::string> problems;

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "engine/engine.hpp"
+#include "hpt/torch_compat.hpp"
 #include "hpt/correction.hpp"
 #include "hpt/dynamics.hpp"
 #include "hpt/phase.hpp"
@@ -100,7 +101,7 @@ TEST(LinearDynamics, ConstantUpdatesGiveThatDirectionAtScaleOneWithHighConfidenc
 
 TEST(LinearDynamics, RandomUpdatesGiveLowConfidenceAndSmallScales) {
   auto m = linear();
-  torch::Generator gen = at::detail::createCPUGenerator(3);
+  torch::Generator gen = hpt::make_cpu_generator(3);
   for (int t = 1; t <= 80; ++t) m->observe(record_of(t, 1.0, random_update(gen)));
   hpt::Forecast f = m->forecast(4);
   EXPECT_LT(f.confidence, 0.3);
@@ -131,7 +132,7 @@ TEST(LinearDynamics, NoConfidenceBeforeMinObservations) {
 }
 
 TEST(LinearDynamics, SaveLoadContinuesBitIdentically) {
-  torch::Generator gen = at::detail::createCPUGenerator(5);
+  torch::Generator gen = hpt::make_cpu_generator(5);
   std::vector<hpt::StepRecord> stream;
   for (int t = 1; t <= 40; ++t) {
     std::vector<torch::Tensor> u = constant_update();
@@ -192,7 +193,7 @@ TEST(LinearDynamics, ABouncingTrajectoryStartsFromTheMiddle) {
 }
 
 TEST(LinearDynamics, SaveLoadKeepsTheAverage) {
-  torch::Generator gen = at::detail::createCPUGenerator(7);
+  torch::Generator gen = hpt::make_cpu_generator(7);
   auto a = linear({{"average_decay", 0.9}});
   auto b = linear({{"average_decay", 0.9}});
   for (int t = 1; t <= 30; ++t) a->observe(record_of(t, 1.0, random_update(gen)));

@@ -89,6 +89,16 @@ TEST(PluginLoader, CxxAbiMismatchNamesBothFlags) {
   EXPECT_THAT(e, HasSubstr("this hpt with _GLIBCXX_USE_CXX11_ABI=" + std::to_string(HPT_CXX11_ABI)));
 }
 
+TEST(PluginLoader, TorchFlavourMismatchIsRefused) {
+  // Same LibTorch version, other build flavour (CUDA against CPU-only): not interchangeable.
+  std::string e = find_error({variant_dir("torch_flavour")});
+  const std::string host = HPT_TORCH_CUDA ? "CUDA" : "CPU-only";
+  const std::string other = HPT_TORCH_CUDA ? "CPU-only" : "CUDA";
+  EXPECT_THAT(e, HasSubstr("was built against a " + other + " LibTorch " + HPT_TORCH_VERSION_STRING));
+  EXPECT_THAT(e, HasSubstr("this hpt against a " + host + " LibTorch " + HPT_TORCH_VERSION_STRING));
+  EXPECT_THAT(e, HasSubstr(variant_dir("torch_flavour") + "/hpt_backend_testing.so"));
+}
+
 TEST(PluginLoader, LibraryWithoutEntryPoint) {
   std::string e = find_error({variant_dir("no_entry")});
   EXPECT_THAT(e, HasSubstr("has no entry point 'hpt_plugin_entry'"));
@@ -139,7 +149,7 @@ class LoaderCli : public ::testing::Test {
 };
 
 TEST_F(LoaderCli, EveryBrokenLibraryExitsWithTwo) {
-  for (const char* variant : {"abi_major", "abi_minor", "torch_version", "cxx_abi", "no_entry", "misnamed", "throws"}) {
+  for (const char* variant : {"abi_major", "abi_minor", "torch_version", "torch_flavour", "cxx_abi", "no_entry", "misnamed", "throws"}) {
     auto r = run_with(variant);
     EXPECT_EQ(r.code, 2) << variant << ": " << r.err;
     EXPECT_THAT(r.err, HasSubstr(variant_dir(variant))) << variant;
@@ -149,7 +159,9 @@ TEST_F(LoaderCli, EveryBrokenLibraryExitsWithTwo) {
 TEST_F(LoaderCli, UnknownPluginOptionSuggestsTheDeclaredOne) {
   auto r = run_with("good", "moood = \"busy\"\n");
   EXPECT_EQ(r.code, 2);
-  EXPECT_THAT(r.err, HasSubstr("unknown key 'moood' in [backend]; did you mean 'mood'? (plugin 'testing' accepts: mood, plugin)"));
+  EXPECT_THAT(r.err, HasSubstr("unknown key 'moood' in [backend]; did you mean 'mood'? (plugin 'testing' accepts: mood, "
+                               "plugin; every [backend] also accepts: growth_interval, loss_scale, memory_budget, "
+                               "precision, scale_backoff, scale_growth)"));
 }
 
 TEST_F(LoaderCli, PluginOptionOutsideItsChoices) {

@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "hpt/hpt.hpp"
+#include "hpt/torch_compat.hpp"
 #include "plugins/plugin_loader.hpp"
 #include "test_support.hpp"
 
@@ -124,7 +125,7 @@ struct Trajectory {
     layout.group_names = {"a", "b"};
     layout.groups = {{0, 1}, {2}};
     layout.group_of = {0, 0, 1};
-    at::Generator gen = at::detail::createCPUGenerator(11);
+    at::Generator gen = hpt::make_cpu_generator(11);
     for (const auto& s : layout.shapes) direction.push_back(torch::randn(s, gen));
   }
 

@@ -13,6 +13,7 @@
 #include <torch/script.h>
 
 #include "plugins/plugin_loader.hpp"
+#include "hpt/torch_compat.hpp"
 #include "test_support.hpp"
 
 using hpt::test::TempDir;
@@ -53,7 +54,7 @@ std::vector<double> train(hpt::Task& task, int steps, double lr) {
   std::vector<double> losses;
   for (int i = 0; i < steps; ++i) {
     hpt::Batch batch = task.next_batch();
-    adam.zero_grad();
+    hpt::zero_grad(adam);
     torch::Tensor loss = task.loss(batch);
     loss.backward();
     adam.step();

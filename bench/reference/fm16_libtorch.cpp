@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "hpt/error.hpp"
+#include "hpt/torch_compat.hpp"
 #include "idx_file.hpp"
 
 namespace {
@@ -278,7 +279,7 @@ int run(const Args& args) {
     const torch::Tensor index = sampler.next();
     const torch::Tensor x = train.images.index_select(0, index);
     const torch::Tensor y = train.labels.index_select(0, index);
-    optimizer.zero_grad();
+    hpt::zero_grad(optimizer);
     torch::Tensor loss = torch::nn::functional::cross_entropy(net->forward(x), y);
     loss.backward();
     optimizer.step();

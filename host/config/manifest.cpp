@@ -1,5 +1,7 @@
 #include "config/manifest.hpp"
 
+#include "config/precision_settings.hpp"
+
 #include "config/divergence_settings.hpp"
 #include "config/message_text.hpp"
 
@@ -156,7 +158,8 @@ class Validator {
   // Validates `table` (the section `section`) against `specs`; `ignore` are keys
   // handled elsewhere. Returns every option with defaults filled in.
   Options section(const toml::table* table, const std::string& section, const std::vector<OptionSpec>& specs,
-                  const std::set<std::string>& ignore, const std::string& owner) {
+                  const std::set<std::string>& ignore, const std::string& owner,
+                  const std::set<std::string>& host_keys = {}) {
     Options out = Options::defaults(specs);
     if (table == nullptr) return out;
     std::vector<std::string> names;
@@ -169,11 +172,15 @@ class Validator {
       auto spec = std::find_if(specs.begin(), specs.end(), [&](const OptionSpec& s) { return s.name == k; });
       if (spec == specs.end()) {
         std::string near = closest_name(k, names);
-        std::vector<std::string> sorted = names;
+        std::vector<std::string> sorted;  // the owner's keys; the host's (host_keys) are listed apart
+        for (const auto& n : names)
+          if (!host_keys.count(n)) sorted.push_back(n);
         std::sort(sorted.begin(), sorted.end());
+        std::vector<std::string> host(host_keys.begin(), host_keys.end());
         error(key, dotted,
               "unknown key '" + k + "' in [" + section + "]" + (near.empty() ? "" : "; did you mean '" + near + "'?") +
-                  " (" + owner + " accepts: " + (sorted.empty() ? "no keys" : join(sorted, ", ")) + ")");
+                  " (" + owner + " accepts: " + (sorted.empty() ? "no keys" : join(sorted, ", ")) +
+                  (host.empty() ? "" : "; every [" + section + "] also accepts: " + join(host, ", ")) + ")");
         continue;
       }
       auto value = convert(node, *spec, dotted);
@@ -500,7 +507,20 @@ ResolvedManifest resolve(const Manifest& manifest, PluginLoader& loader) {
         v.error(std::string("[") + section + "] (default plugin '" + name + "'): " + e.what());
       continue;
     }
-    PluginChoice choice{d.kind, info, v.section(table, section, info->options, {"plugin"}, "plugin '" + name + "'")};
+    std::vector<OptionSpec> specs = info->options;
+    std::set<std::string> host_keys;
+    if (d.kind == PluginKind::Backend) {
+      // Precision, loss scaling and the memory budget: the host's keys, in every [backend].
+      for (auto& spec : PrecisionSettings::option_specs()) {
+        bool declared = false;
+        for (const auto& own : specs) declared = declared || own.name == spec.name;
+        if (declared) continue;
+        host_keys.insert(spec.name);
+        specs.push_back(std::move(spec));
+      }
+    }
+    PluginChoice choice{d.kind, info,
+                        v.section(table, section, specs, {"plugin"}, "plugin '" + name + "'", host_keys)};
     out.plugins.emplace(d.kind, std::move(choice));
   }
 

@@ -4,6 +4,7 @@
 #include "engine/engine.hpp"
 
 #include <cmath>
+#include <limits>
 
 #include <spdlog/spdlog.h>
 
@@ -71,6 +72,17 @@ void Engine::start(PluginLoader& loader) {
   backend_ = make(PluginKind::Backend, static_cast<Backend*>(nullptr));
   context_.backend = backend_.get();
   context_.device = backend_->device();
+  precision_ = PrecisionSettings::from(manifest_.at(PluginKind::Backend).options);
+  if (precision_.precision != Precision::Fp32) {
+    autocast_dtype_ = precision_.precision == Precision::Bf16 ? c10::ScalarType::BFloat16 : c10::ScalarType::Half;
+    std::string why = AutocastScope::unsupported(context_.device.type(), autocast_dtype_);
+    if (!why.empty())
+      throw BadInput(manifest_.source + ": [backend] precision = \"" + to_string(precision_.precision) +
+                     "\" on " + context_.device.str() + ": " + why);
+  }
+  if (precision_.precision == Precision::Fp16)
+    scaler_.emplace(LossScalerSettings{precision_.loss_scale, precision_.scale_growth, precision_.scale_backoff,
+                                       precision_.growth_interval});
   task_ = make(PluginKind::Task, static_cast<Task*>(nullptr));
   optimizer_ = make(PluginKind::Optimizer, static_cast<Optimizer*>(nullptr));
   dynamics_ = make(PluginKind::DynamicsModel, static_cast<DynamicsModel*>(nullptr));
@@ -110,6 +122,7 @@ void Engine::start(PluginLoader& loader) {
   predicting_enabled_ = manifest_.at(PluginKind::DynamicsModel).info->name != "none";
   optimizer_->bind(params_, predicting_enabled_);
   dynamics_->bind(layout_);
+  plan_memory();
 
   state_.max_steps = run.max_steps;
   summary_.run_dir = dir_ ? dir_->path() : "";
@@ -199,6 +212,17 @@ void Engine::real_step(StepKind kind) {
   record.step = state_.step + 1;
   record.kind = kind;
   const double loss = train_on_next_batch(record);
+  if (record.skipped) {
+    // fp16 found inf/NaN gradients and applied nothing: the step-equivalent and its
+    // passes are spent, but there is no update to learn from and nothing diverged (the
+    // loss scale was too high, and has backed off).
+    record.seconds = StepClock::seconds_since(t0);
+    state_.step = record.step;
+    ++state_.real_steps;
+    count_real_step(record);
+    record_step(record, "skipped");
+    return;
+  }
   Diagnosis diagnosis = monitor_.observe(loss, record.grad_norm);
   monitor_.took_real_step();
   if (diagnosis.alarm == Alarm::Critical) {
@@ -231,21 +255,82 @@ double Engine::train_on_next_batch(StepRecord& record) {
   int forward = 0, backward = 0;
   torch::nn::Module& model = task_->model();
   Closure closure = [&]() {
-    model.zero_grad();
-    torch::Tensor loss = task_->loss(batch);
+    // Explicit: LibTorch 1.13 zero-fills by default and 2.x sets to none; the optimizers,
+    // clipping and the loss scaler expect every gradient defined.
+    model.zero_grad(/*set_to_none=*/false);
+    torch::Tensor loss = forward_loss(batch);
     ++forward;
-    loss.backward();
+    if (scaler_) scaler_->scale_loss(loss).backward();
+    else loss.backward();
     ++backward;
     return loss.detach();
   };
-  torch::Tensor loss_t = optimizer_->step(closure, record.step);
-  record.loss = loss_t.item<double>();  // waits for the device
+  if (scaler_) {
+    record.loss = scaled_step(record, closure);
+  } else {
+    torch::Tensor loss_t = optimizer_->step(closure, record.step);
+    record.loss = loss_t.item<double>();  // waits for the device
+    record.grad_norm = optimizer_->last_grad_norm();
+  }
   backend_->synchronize();
-  record.grad_norm = optimizer_->last_grad_norm();
   record.learning_rate = optimizer_->learning_rate();
   record.forward_passes = forward;
   record.backward_passes = backward;
   return record.loss;
+}
+
+torch::Tensor Engine::forward_loss(const Batch& batch) {
+  AutocastScope autocast(context_.device.type(), autocast_dtype_);
+  return task_->loss(batch);
+}
+
+// fp16: forward and the scaled backward first, outside the optimizer, so that a step
+// whose gradients overflowed is skipped whole (no weight decay, no momentum, no update),
+// as GradScaler.step does; the optimizer then steps on the unscaled gradients, so its
+// clipping sees true norms.
+double Engine::scaled_step(StepRecord& record, const Closure& closure) {
+  torch::Tensor loss = closure();
+  const bool finite = scaler_->unscale(params_);
+  scaler_->update(finite);
+  if (!finite) {
+    record.skipped = true;
+    record.grad_norm = std::numeric_limits<double>::quiet_NaN();
+    ++summary_.skipped_steps;
+    logger_->debug("step {}: inf/NaN gradients under fp16, step skipped, loss scale now {}", record.step,
+                   scaler_->scale());
+    return loss.item<double>();
+  }
+  bool evaluated = false;
+  Closure evaluated_once = [&]() {
+    if (evaluated)
+      throw RunError("[backend] precision = \"fp16\" needs an optimizer that evaluates the loss once per step; "
+                     "optimizer '" + manifest_.at(PluginKind::Optimizer).info->name +
+                     "' asked for a second evaluation: use precision = \"bf16\" or \"fp32\" with it");
+    evaluated = true;
+    return loss;
+  };
+  optimizer_->step(evaluated_once, record.step);
+  record.grad_norm = optimizer_->last_grad_norm();
+  return loss.item<double>();
+}
+
+void Engine::plan_memory() {
+  std::int64_t param_bytes = 0;
+  for (const auto& p : params_) param_bytes += p.numel() * static_cast<std::int64_t>(p.element_size());
+  memory_plan_ = MemoryPlan{};
+  memory_plan_.add("parameters", param_bytes);
+  memory_plan_.add("gradients", param_bytes);
+  memory_plan_.add("optimizer state (" + manifest_.at(PluginKind::Optimizer).info->name + ")",
+                   optimizer_->planned_state_bytes(params_));
+  memory_plan_.add("last-good snapshot", param_bytes);
+  if (predicting_enabled_) {
+    memory_plan_.add("predicted-phase snapshot", param_bytes);
+    memory_plan_.add("dynamics model (" + manifest_.at(PluginKind::DynamicsModel).info->name + ")",
+                     dynamics_->planned_bytes(layout_));
+  }
+  logger_->debug("memory plan on {}: {}", context_.device.str(), memory_plan_.text());
+  memory_plan_.check(precision_.memory_budget_gib, backend_->memory_use(), context_.device.str(),
+                     manifest_.source + ": [backend] memory_budget");
 }
 
 void Engine::learn_from_update(StepRecord& record) {
@@ -378,6 +463,7 @@ double Engine::probe_loss() {
   double loss;
   {
     torch::InferenceMode guard;
+    AutocastScope autocast(context_.device.type(), autocast_dtype_);
     loss = task_->loss(task_->probe_batch()).item<double>();
   }
   backend_->synchronize();
@@ -405,6 +491,7 @@ Metrics Engine::evaluate() {
   Metrics m;
   {
     torch::NoGradGuard guard;
+    AutocastScope autocast(context_.device.type(), autocast_dtype_);
     task_->model().eval();
     m = task_->evaluate();
     task_->model().train();
@@ -416,7 +503,8 @@ Metrics Engine::evaluate() {
   summary_.final_metrics = m;
   last_eval_step_ = state_.step;
   optimizer_->on_evaluation(m);
-  metrics_.eval(state_.step, clock_.seconds(), seconds, summary_.backward_passes, m);
+  summary_.memory = backend_->memory_use();
+  metrics_.eval(state_.step, clock_.seconds(), seconds, summary_.backward_passes, m, summary_.memory);
   progress_->set_last_eval(metrics_text(m));
   logger_->debug("eval at step {}: {}", state_.step, metrics_text(m));
   return m;

@@ -13,7 +13,11 @@
 #include "checkpoint/background_save.hpp"
 #include "checkpoint/checkpoint_snapshot.hpp"
 #include "config/manifest.hpp"
+#include "config/precision_settings.hpp"
+#include "engine/autocast_scope.hpp"
 #include "engine/divergence_monitor.hpp"
+#include "engine/loss_scaler.hpp"
+#include "engine/memory_plan.hpp"
 #include "engine/step_clock.hpp"
 #include "output/metrics_log.hpp"
 #include "output/progress.hpp"
@@ -57,6 +61,8 @@ class Engine {
   const ParameterLayout& layout() const { return layout_; }
   const RunSummary& summary() const { return summary_; }
   const TrainingState& state() const { return state_; }
+  const MemoryPlan& memory_plan() const { return memory_plan_; }
+  const LossScaler* loss_scaler() const { return scaler_ ? &*scaler_ : nullptr; }
   const std::shared_ptr<spdlog::logger>& logger() const { return logger_; }
   const std::string& run_dir() const;
 
@@ -85,6 +91,9 @@ class Engine {
 
   // A real step's parts.
   double train_on_next_batch(StepRecord& record);        // forward, backward, optimizer step; the loss
+  torch::Tensor forward_loss(const Batch& batch);        // the task's loss, under autocast when asked
+  double scaled_step(StepRecord& record, const Closure& closure);  // fp16: scaled backward, maybe no step
+  void plan_memory();                                    // the memory plan, checked before the first step
   void learn_from_update(StepRecord& record);            // the dynamics model and correction observe it
   void count_real_step(const StepRecord& record);
 
@@ -142,6 +151,11 @@ class Engine {
   std::vector<StateFile> state_files_;
   bool background_checkpoints_ = false;             // [checkpointer] background
   std::unique_ptr<BackgroundSave> pending_save_;    // the background save in flight
+
+  PrecisionSettings precision_;               // [backend] precision, loss scaling, memory_budget
+  c10::ScalarType autocast_dtype_ = c10::ScalarType::Float;  // Float: no autocast
+  std::optional<LossScaler> scaler_;          // fp16 only
+  MemoryPlan memory_plan_;
 
   std::vector<torch::Tensor> params_;
   ParameterLayout layout_;

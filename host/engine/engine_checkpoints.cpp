@@ -4,7 +4,6 @@
 #include <cstring>
 #include <limits>
 
-#include <ATen/CPUGeneratorImpl.h>
 
 #include "checkpoint/archive_io.hpp"
 #include "checkpoint/checkpoint_tools.hpp"
@@ -15,13 +14,13 @@ namespace hpt::host {
 namespace {
 
 torch::Tensor cpu_rng_state() {
-  auto gen = at::detail::getDefaultCPUGenerator();
+  at::Generator gen = at::globalContext().defaultGenerator(c10::DeviceType::CPU);  // shares the default one
   std::lock_guard<std::mutex> lock(gen.mutex());
   return gen.get_state();
 }
 
 void set_cpu_rng_state(const torch::Tensor& state) {
-  auto gen = at::detail::getDefaultCPUGenerator();
+  at::Generator gen = at::globalContext().defaultGenerator(c10::DeviceType::CPU);  // shares the default one
   std::lock_guard<std::mutex> lock(gen.mutex());
   gen.set_state(state);
 }
@@ -60,6 +59,7 @@ void Engine::visit_counters(Self& self, Visit&& visit) {
   visit("last_eval_step", self.last_eval_step_);
   visit("evals_without_improvement", self.evals_without_improvement_);
   visit("lr_cut_since_last_good", self.lr_cut_since_last_good_);
+  visit("s_skipped_steps", self.summary_.skipped_steps);
 }
 
 std::vector<Engine::StateFile> Engine::make_state_files() {
@@ -87,6 +87,7 @@ std::vector<Engine::StateFile> Engine::make_state_files() {
                   state.write("rng", cpu_rng_state());
                   state.write("metrics_length", torch::tensor(static_cast<std::int64_t>(metrics_length_), torch::kInt64));
                   monitor_.save(state);
+                  if (scaler_) scaler_->save(state);
                   save_last_good(state);
                 },
                 [this](torch::serialize::InputArchive& a) {
@@ -102,6 +103,7 @@ std::vector<Engine::StateFile> Engine::make_state_files() {
                   a.read("rng", rng);
                   set_cpu_rng_state(rng);
                   monitor_.load(a);
+                  if (scaler_) scaler_->load(a);
                   restored_last_good_ = load_last_good(a);
                   torch::Tensor length;
                   metrics_length_ = a.try_read("metrics_length", length)

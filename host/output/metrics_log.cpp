@@ -118,7 +118,7 @@ void MetricsLog::step(const StepRecord& r, double train_seconds, const char* kin
 }
 
 void MetricsLog::eval(std::int64_t step, double train_seconds, double eval_seconds, std::int64_t backward_passes,
-                      const Metrics& metrics) {
+                      const Metrics& metrics, const MemoryUse& memory) {
   if (!out_) return;
   boost::json::object line;
   line["type"] = "eval";
@@ -126,6 +126,8 @@ void MetricsLog::eval(std::int64_t step, double train_seconds, double eval_secon
   line["train_seconds"] = train_seconds;
   line["eval_seconds"] = eval_seconds;
   line["backward_passes"] = backward_passes;
+  if (memory.allocated >= 0) line["memory_allocated_bytes"] = memory.allocated;
+  if (memory.peak >= 0) line["memory_peak_bytes"] = memory.peak;
   for (const auto& [k, v] : metrics) line[k] = number(v);
   append(std::move(line));
   flush();

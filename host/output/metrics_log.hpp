@@ -21,6 +21,7 @@
 
 #include <boost/json.hpp>
 
+#include "hpt/backend.hpp"
 #include "hpt/types.hpp"
 
 namespace hpt::host {
@@ -33,8 +34,9 @@ class MetricsLog {
 
   // `kind`: the step's kind as written, when it is not to_string(r.kind).
   void step(const StepRecord& r, double train_seconds, const char* kind = nullptr);
+  // memory: the backend's device memory now; fields it cannot tell (-1) are left out.
   void eval(std::int64_t step, double train_seconds, double eval_seconds, std::int64_t backward_passes,
-            const Metrics& metrics);
+            const Metrics& metrics, const MemoryUse& memory = {});
   void rollback(std::int64_t step, std::int64_t discarded);
   void divergence(std::int64_t step, const char* alarm, const std::string& reason);
   // snapshot_seconds: set for a background save (the part of the stall spent on the snapshot).

@@ -19,6 +19,7 @@ boost::json::object RunSummary::to_json() const {
   o["divergence_rollbacks"] = divergence_rollbacks;
   o["forward_passes"] = forward_passes;
   o["backward_passes"] = backward_passes;
+  o["skipped_steps"] = skipped_steps;
   o["train_seconds"] = train_seconds;
   o["eval_seconds"] = eval_seconds;
   o["checkpoint_seconds"] = checkpoint_seconds;
@@ -34,6 +35,17 @@ boost::json::object RunSummary::to_json() const {
   boost::json::object m;
   for (const auto& [k, v] : final_metrics) m[k] = v;
   o["final_metrics"] = m;
+  if (memory.allocated >= 0 || memory.total >= 0) {
+    boost::json::object mem;
+    auto bytes = [](std::int64_t b) -> boost::json::value {
+      if (b >= 0) return b;
+      return nullptr;
+    };
+    mem["allocated_bytes"] = bytes(memory.allocated);
+    mem["peak_bytes"] = bytes(memory.peak);
+    mem["total_bytes"] = bytes(memory.total);
+    o["memory"] = mem;
+  }
   return o;
 }
 
@@ -44,6 +56,9 @@ std::string summary_document(const RunSummary& summary, const ResolvedManifest& 
   o["max_steps"] = manifest.run.max_steps;
   o["hpt_version"] = HPT_VERSION_STRING;
   o["torch_version"] = HPT_TORCH_VERSION_STRING;
+  o["torch_cuda"] = HPT_TORCH_CUDA == 1;
+  const Options& backend = manifest.at(PluginKind::Backend).options;
+  o["precision"] = backend.has("precision") ? backend.get_string("precision") : "fp32";
   o["torch_threads"] = torch::get_num_threads();
   boost::json::object plugins;
   for (const auto& [kind, c] : manifest.plugins) plugins[section_name(kind)] = c.info->name + " " + c.info->version;

@@ -8,6 +8,7 @@
 #include <boost/json.hpp>
 
 #include "config/manifest.hpp"
+#include "hpt/backend.hpp"
 #include "hpt/types.hpp"
 
 namespace hpt::host {
@@ -25,6 +26,7 @@ struct RunSummary {
   std::int64_t divergence_rollbacks = 0;  // roll-backs to the last good state after a critical alarm
   std::int64_t forward_passes = 0;   // training forward passes (probes and evaluation apart)
   std::int64_t backward_passes = 0;
+  std::int64_t skipped_steps = 0;    // fp16: steps skipped for inf/NaN gradients (counted in real_steps)
   double train_seconds = 0.0;        // every step's wall time, probes included; evaluation excluded
   double eval_seconds = 0.0;
   double checkpoint_seconds = 0.0;       // time the checkpoints took, background work included
@@ -34,6 +36,7 @@ struct RunSummary {
   std::optional<std::int64_t> backward_passes_to_target;
   Metrics final_metrics;             // the last evaluation
   std::int64_t evaluations = 0;
+  MemoryUse memory;                  // device memory at the last evaluation (-1: the backend cannot tell)
 
   boost::json::object to_json() const;
 };

@@ -43,6 +43,8 @@ bool parse_file_name(const std::string& file, PluginKind& kind, std::string& nam
 
 std::string abi_text(int abi) { return abi < 0 ? "unset" : std::to_string(abi); }
 
+std::string flavour_text(int torch_cuda) { return torch_cuda == 1 ? "CUDA" : torch_cuda == 0 ? "CPU-only" : "unknown"; }
+
 // Why `path` cannot be a shared library ("" when it may be): dlopen's own words for an
 // empty or foreign file ("file too short", "invalid ELF header", or worse) say little.
 std::string not_a_library(const std::string& path) {
@@ -157,6 +159,10 @@ std::shared_ptr<const PluginInfo> PluginLoader::load_library(const std::string& 
     throw BadInput("plugin library " + path + " was built with _GLIBCXX_USE_CXX11_ABI=" + abi_text(d->cxx11_abi) +
                    ", this hpt with _GLIBCXX_USE_CXX11_ABI=" + abi_text(HPT_CXX11_ABI) +
                    ": rebuild the plugin with the same C++ ABI");
+  if (d->torch_cuda != HPT_TORCH_CUDA)
+    throw BadInput("plugin library " + path + " was built against a " + flavour_text(d->torch_cuda) +
+                   " LibTorch " + plugin_torch + ", this hpt against a " + flavour_text(HPT_TORCH_CUDA) +
+                   " LibTorch " + host_torch + ": rebuild the plugin against the LibTorch this hpt uses");
   bool known_kind = false;
   for (PluginKind k : all_plugin_kinds()) known_kind = known_kind || static_cast<std::int32_t>(k) == d->kind;
   if (!known_kind || d->name == nullptr || d->create == nullptr || d->options == nullptr)

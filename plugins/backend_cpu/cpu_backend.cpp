@@ -2,6 +2,8 @@
 // and the multi-tensor operations of the engine (norms with torch::_foreach_norm).
 #include <thread>
 
+#include <unistd.h>
+
 #include <spdlog/spdlog.h>
 
 #include "hpt/hpt.hpp"
@@ -57,6 +59,14 @@ class CpuBackend : public hpt::Backend {
     check_sizes(tensors.size(), snapshot.size(), "restore snapshot");
     torch::NoGradGuard no_grad;
     for (std::size_t i = 0; i < tensors.size(); ++i) tensors[i].copy_(snapshot[i]);
+  }
+
+  // The machine's physical memory; LibTorch's CPU allocator keeps no statistics.
+  hpt::MemoryUse memory_use() const override {
+    hpt::MemoryUse use;
+    const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    if (pages > 0 && page > 0) use.total = static_cast<std::int64_t>(pages) * page;
+    return use;
   }
 
  private:

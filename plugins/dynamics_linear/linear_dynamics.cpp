@@ -344,6 +344,14 @@ class LinearDynamics : public hpt::DynamicsModel {
 
   hpt::ParameterLayout layout_;
   std::int64_t observations_ = 0;
+
+ public:
+  // direction_, previous_ and offset_: three fp32 copies of the parameters.
+  std::int64_t planned_bytes(const hpt::ParameterLayout& layout) const override {
+    return 3 * layout.elements() * static_cast<std::int64_t>(sizeof(float));
+  }
+
+ private:
   std::vector<torch::Tensor> direction_;  // per parameter, on the device
   std::vector<torch::Tensor> previous_;   // the last real update, per parameter
   std::vector<double> gain_;              // per group

@@ -43,6 +43,7 @@
 #include "archive_io.hpp"
 #include "gru_ensemble.hpp"
 #include "hpt/hpt.hpp"
+#include "hpt/torch_compat.hpp"
 #include "state_features.hpp"
 #include "update_average.hpp"
 
@@ -57,7 +58,7 @@ using hpt::rssm::UpdateAverage;
 // afterwards: torch::nn modules initialise from it.
 class SeededGlobalGenerator {
  public:
-  explicit SeededGlobalGenerator(std::uint64_t seed) : generator_(at::detail::getDefaultCPUGenerator()) {
+  explicit SeededGlobalGenerator(std::uint64_t seed) : generator_(hpt::default_cpu_generator()) {
     std::lock_guard<std::mutex> lock(generator_.mutex());
     saved_ = generator_.get_state();
     generator_.set_current_seed(seed);
@@ -212,6 +213,12 @@ class RssmDynamics : public hpt::DynamicsModel {
 
   // The forecast's confidence without the ensemble spread of a forecast path (which
   // needs one): an upper bound of what forecast() reports, cheap enough for every step.
+  // The running mean of updates and the previous update: two fp32 copies of the
+  // parameters; the GRU ensemble and its Adam state are kilobytes next to them.
+  std::int64_t planned_bytes(const hpt::ParameterLayout& layout) const override {
+    return 2 * layout.elements() * static_cast<std::int64_t>(sizeof(float));
+  }
+
   double confidence() const override {
     if (!features_ || observations_ < min_observations_ || average_->empty() || errors_ == 0) return 0.0;
     double c = std::exp(-recent_error() / error_scale_);
@@ -287,7 +294,7 @@ class RssmDynamics : public hpt::DynamicsModel {
         predictions.push_back(GruEnsembleImpl::predict(w, hidden));
       }
       torch::Tensor loss = (torch::stack(predictions) - targets).square().mean();
-      optimizer_->zero_grad();
+      hpt::zero_grad(*optimizer_);
       loss.backward();
       torch::nn::utils::clip_grad_norm_(ensemble_->parameters(), grad_clip_);
       optimizer_->step();

@@ -43,6 +43,13 @@ class LbfgsOptimizer : public hpt::TorchOptimizer {
     TorchOptimizer::save(state);
   }
 
+ std::int64_t planned_state_bytes(const std::vector<torch::Tensor>& parameters) const override {
+    // history_size pairs (s, y) of flattened parameters, plus the direction, previous
+    // gradient and previous flat gradient: 2 * history + 3 parameter-sized vectors.
+    const std::int64_t one = Optimizer::planned_state_bytes(parameters) / 2;
+    return (2 * lbfgs_options_.history_size() + 3) * one;
+  }
+
  private:
   std::unique_ptr<torch::optim::Optimizer> make(const std::vector<torch::Tensor>& parameters) override {
     return std::make_unique<torch::optim::LBFGS>(parameters, lbfgs_options_);

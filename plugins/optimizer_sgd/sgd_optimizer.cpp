@@ -29,6 +29,11 @@ class SgdOptimizer : public hpt::TorchOptimizer {
       throw hpt::BadInput("option 'nesterov' needs option 'momentum' > 0 and option 'dampening' = 0");
   }
 
+ std::int64_t planned_state_bytes(const std::vector<torch::Tensor>& parameters) const override {
+    // One momentum buffer per parameter, none without momentum.
+    return sgd_options_.momentum() > 0.0 ? Optimizer::planned_state_bytes(parameters) / 2 : 0;
+  }
+
  private:
   std::unique_ptr<torch::optim::Optimizer> make(const std::vector<torch::Tensor>& parameters) override {
     return std::make_unique<torch::optim::SGD>(parameters, sgd_options_);

@@ -10,7 +10,7 @@
 #include <cmath>
 #include <cstdint>
 
-#include <ATen/CPUGeneratorImpl.h>
+#include "hpt/torch_compat.hpp"
 
 #include "task_support/epoch_sampler.hpp"
 #include "hpt/hpt.hpp"
@@ -97,7 +97,7 @@ class SyntheticTask : public hpt::Task {
     const std::int64_t inputs = options.get_int("inputs");
     const std::int64_t outputs = options.get_int("outputs");
     const double noise = options.get_float("noise");
-    auto generator = at::detail::createCPUGenerator(seed);
+    auto generator = hpt::make_cpu_generator(seed);
     torch::Tensor teacher = torch::randn({inputs, outputs}, generator) / std::sqrt(static_cast<double>(inputs));
     auto make = [&](std::int64_t samples, torch::Tensor& x, torch::Tensor& y) {
       x = torch::randn({samples, inputs}, generator);

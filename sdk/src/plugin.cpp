@@ -10,6 +10,12 @@ void Plugin::load(torch::serialize::InputArchive&) {}
 
 Task::~Task() = default;
 Optimizer::~Optimizer() = default;
+
+std::int64_t Optimizer::planned_state_bytes(const std::vector<torch::Tensor>& parameters) const {
+  std::int64_t bytes = 0;
+  for (const auto& p : parameters) bytes += p.numel() * static_cast<std::int64_t>(p.element_size());
+  return 2 * bytes;
+}
 Backend::~Backend() = default;
 DynamicsModel::~DynamicsModel() = default;
 CorrectionStrategy::~CorrectionStrategy() = default;

@@ -9,6 +9,7 @@
 #include <csignal>
 
 #include "hpt/hpt.hpp"
+#include "hpt/torch_compat.hpp"
 
 namespace {
 
@@ -27,7 +28,7 @@ class CountingTask : public hpt::Task {
         kill_at_batch_(options.get_int("kill_at_batch")),
         kill_in_evaluation_(options.get_int("kill_in_evaluation")),
         kill_in_probe_(options.get_int("kill_in_probe")) {
-    auto gen = at::detail::createCPUGenerator(context.seed);
+    auto gen = hpt::make_cpu_generator(context.seed);
     inputs_ = torch::randn({256, 4}, gen);
     targets_ = inputs_.matmul(torch::tensor({{1.0f}, {-2.0f}, {0.5f}, {3.0f}})) + 0.7f;
     torch::manual_seed(context.seed);

@@ -21,6 +21,16 @@ static_assert(HPT_SDK_ABI_MINOR < 99, "the newer-minor variant assumes a small m
 #undef HPT_CXX11_ABI
 #define HPT_CXX11_ABI (1 - _GLIBCXX_USE_CXX11_ABI)
 #endif
+#ifdef HPT_TEST_FLIP_TORCH_CUDA
+// The other LibTorch flavour: a CUDA build where the host has a CPU one, or the reverse.
+#if HPT_TORCH_CUDA
+#undef HPT_TORCH_CUDA
+#define HPT_TORCH_CUDA 0
+#else
+#undef HPT_TORCH_CUDA
+#define HPT_TORCH_CUDA 1
+#endif
+#endif
 #ifndef HPT_TEST_NAME
 #define HPT_TEST_NAME "testing"
 #endif

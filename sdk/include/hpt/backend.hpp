@@ -8,6 +8,16 @@
 
 namespace hpt {
 
+// Device memory as the backend's allocator sees it, in bytes; -1 where a backend cannot
+// tell (the CPU backend knows only the machine's total).
+struct MemoryUse {
+  std::int64_t allocated = -1;  // held by tensors now
+  std::int64_t peak = -1;       // the most held at once since the run started
+  std::int64_t total = -1;      // the device's capacity
+};
+
+// Threading: the engine calls a backend from its training thread only. save() may run
+// on that thread while a background checkpoint writes what an earlier save() returned.
 class Backend : public Plugin {
  public:
   ~Backend() override;
@@ -33,6 +43,10 @@ class Backend : public Plugin {
   // Copies `snapshot` back into `tensors`, in place, bit for bit.
   virtual void restore(const std::vector<torch::Tensor>& tensors,
                        const std::vector<torch::Tensor>& snapshot) = 0;
+
+  // Memory in use on device(); the engine logs it with every evaluation and in
+  // summary.json, and checks [backend] memory_budget against total.
+  virtual MemoryUse memory_use() const { return {}; }
 };
 
 }  // namespace hpt

@@ -25,6 +25,14 @@ class DynamicsModel : public Plugin {
   // controllers can decide whether to ask for a predicted phase. The default, 0, means
   // "never ask": every model that can forecast overrides it.
   virtual double confidence() const { return 0.0; }
+
+  // Bytes of device memory the model will hold at most for this layout (its history of
+  // updates, its own network), for the memory plan the engine checks before the first
+  // step. The default, 0, suits models that keep only a few numbers per group.
+  virtual std::int64_t planned_bytes(const ParameterLayout& layout) const {
+    (void)layout;
+    return 0;
+  }
 };
 
 }  // namespace hpt

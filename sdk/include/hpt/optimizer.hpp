@@ -41,6 +41,11 @@ class Optimizer : public Plugin {
   // Scales the base learning rate (the divergence monitor cuts it after a roll-back).
   virtual void scale_learning_rate(double factor) = 0;
 
+  // Bytes of state the optimizer will hold for `parameters` once it has stepped (Adam's
+  // two moments: twice their size). The engine adds it to the memory plan it checks
+  // before the first step ([backend] memory_budget). The default assumes two moments.
+  virtual std::int64_t planned_state_bytes(const std::vector<torch::Tensor>& parameters) const;
+
   // Told every evaluation, for schedules that follow a metric (reduce-on-plateau).
   virtual void on_evaluation(const Metrics& metrics) { (void)metrics; }
 };

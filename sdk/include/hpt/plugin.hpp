@@ -72,6 +72,7 @@ struct PluginDescriptor {
   std::uint32_t sdk_abi_minor;
   const char* torch_version;  // LibTorch headers the plugin was compiled with, e.g. "1.13.0"
   std::int32_t cxx11_abi;     // _GLIBCXX_USE_CXX11_ABI of the plugin's build
+  std::int32_t torch_cuda;    // HPT_TORCH_CUDA: 1 when built against a CUDA LibTorch
   std::int32_t kind;          // a PluginKind
   const char* name;           // the name a manifest uses: plugin = "adamw"
   const char* version;        // the plugin's own version
@@ -118,6 +119,7 @@ Plugin* create_guarded(Make&& make, std::string& error) noexcept {
         HPT_SDK_ABI_MINOR,                                                                      \
         HPT_TORCH_VERSION_STRING,                                                               \
         HPT_CXX11_ABI,                                                                          \
+        HPT_TORCH_CUDA,                                                                         \
         static_cast<std::int32_t>(KIND),                                                        \
         NAME,                                                                                   \
         VERSION,                                                                                \

@@ -31,6 +31,17 @@ struct ParameterLayout {
   std::vector<std::string> group_names;           // one per group
   std::vector<std::vector<std::size_t>> groups;   // parameter indices of each group
   std::vector<std::size_t> group_of;              // group index of each parameter
+
+  // Elements of all parameters together.
+  std::int64_t elements() const {
+    std::int64_t total = 0;
+    for (const auto& shape : shapes) {
+      std::int64_t n = 1;
+      for (auto d : shape) n *= d;
+      total += n;
+    }
+    return total;
+  }
 };
 
 // One real or predicted step, as the engine saw it. Tensors are device tensors owned
@@ -44,6 +55,7 @@ struct StepRecord {
   double seconds = 0.0;               // wall time of the step, device synchronised
   int forward_passes = 0;
   int backward_passes = 0;
+  bool skipped = false;               // fp16: inf/NaN gradients, the loss scale backed off, no update
   std::vector<torch::Tensor> update;  // per parameter: value after the step minus before
   std::vector<double> group_update_norms;  // L2 norm of `update` over each group
 };

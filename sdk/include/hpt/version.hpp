@@ -7,7 +7,7 @@
 // Bump the major when an interface in sdk/include/hpt changes incompatibly
 // (a virtual function added, removed or reordered, a struct changed); bump the minor
 // when something is added that old plugins can ignore.
-#define HPT_SDK_ABI_MAJOR 3
+#define HPT_SDK_ABI_MAJOR 4
 #define HPT_SDK_ABI_MINOR 0
 
 #include <torch/version.h>
@@ -19,6 +19,21 @@
 #define HPT_CXX11_ABI _GLIBCXX_USE_CXX11_ABI
 #else
 #define HPT_CXX11_ABI -1
+#endif
+
+// 1 when the LibTorch headers are a CUDA build (they carry ATen/cuda/CUDAConfig.h, which
+// only CUDA and ROCm builds generate), 0 for a CPU-only build. Plugins and host must agree:
+// a CPU build's types and a CUDA build's are not interchangeable even at the same version.
+#ifndef HPT_TORCH_CUDA
+#if defined(__has_include)
+#if __has_include(<ATen/cuda/CUDAConfig.h>)
+#define HPT_TORCH_CUDA 1
+#else
+#define HPT_TORCH_CUDA 0
+#endif
+#else
+#define HPT_TORCH_CUDA 0
+#endif
 #endif
 
 // LibTorch 2.x changed a few APIs (autocast, c10d Work); code that uses them checks this.
