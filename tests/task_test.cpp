@@ -385,6 +385,18 @@ TEST(TorchScriptTask, SameSeedSameFirstBatch) {
   EXPECT_FALSE(same_batch(first_a, c->next_batch()));
 }
 
+TEST(TorchScriptTask, DataKeptOnTheHostGivesTheSameBatchesAndMetrics) {
+  // data_on_device = false gathers each batch from host memory (pinned, copied
+  // asynchronously, when the model is on a GPU): the same rows in the same order.
+  ScriptFixture fixture(3);
+  auto options = with(fixture.options(), "loss", std::string("cross_entropy"));
+  auto on_device = make_task("torchscript", options, 7);
+  auto on_host = make_task("torchscript", with(options, "data_on_device", false), 7);
+  for (int i = 0; i < 10; ++i) EXPECT_TRUE(same_batch(on_device->next_batch(), on_host->next_batch())) << "batch " << i;
+  EXPECT_TRUE(same_batch(on_device->probe_batch(), on_host->probe_batch()));
+  EXPECT_EQ(on_device->evaluate(), on_host->evaluate());
+}
+
 TEST(TorchScriptTask, ResumeGivesSameBatches) {
   ScriptFixture fixture;
   expect_resume_gives_same_batches("torchscript", fixture.options(), 9);  // 8 batches an epoch

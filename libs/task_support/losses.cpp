@@ -32,15 +32,16 @@ torch::Tensor mean_loss(LossKind kind, const torch::Tensor& outputs, const torch
 
 Metrics evaluate_in_chunks(const std::function<torch::Tensor(const torch::Tensor&)>& forward,
                            const torch::Tensor& inputs, const torch::Tensor& targets, std::int64_t chunk,
-                           LossKind kind) {
+                           LossKind kind, std::optional<torch::Device> device) {
   torch::NoGradGuard no_grad;
+  const torch::Device on = device.value_or(inputs.device());
   const std::int64_t rows = inputs.size(0);
-  torch::Tensor loss_sum = torch::zeros({}, torch::TensorOptions(torch::kFloat64).device(inputs.device()));
-  torch::Tensor correct = torch::zeros({}, torch::TensorOptions(torch::kInt64).device(inputs.device()));
+  torch::Tensor loss_sum = torch::zeros({}, torch::TensorOptions(torch::kFloat64).device(on));
+  torch::Tensor correct = torch::zeros({}, torch::TensorOptions(torch::kInt64).device(on));
   for (std::int64_t start = 0; start < rows; start += chunk) {
     const std::int64_t length = std::min(chunk, rows - start);
-    torch::Tensor outputs = forward(inputs.narrow(0, start, length));
-    torch::Tensor expected = targets.narrow(0, start, length);
+    torch::Tensor outputs = forward(inputs.narrow(0, start, length).to(on, /*non_blocking=*/true));
+    torch::Tensor expected = targets.narrow(0, start, length).to(on, /*non_blocking=*/true);
     if (kind == LossKind::CrossEntropy) {
       loss_sum += cross_entropy(outputs, expected, torch::kSum).to(torch::kFloat64);
       correct += outputs.argmax(-1).eq(expected).sum();

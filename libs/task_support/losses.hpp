@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 
 #include <torch/types.h>
@@ -25,9 +26,11 @@ torch::Tensor mean_loss(LossKind kind, const torch::Tensor& outputs, const torch
 // `forward` over (inputs, targets) in chunks of `chunk` rows, so large held-out sets
 // fit in memory. Returns {"val_loss"} -- the mean loss over every target element --
 // and for CrossEntropy also {"val_accuracy"}, the fraction of predictions (argmax of
-// the last dimension) equal to their target. Runs without autograd.
+// the last dimension) equal to their target. Runs without autograd. With `device`, each
+// chunk is copied there first (data kept in host memory, the model on a GPU); without,
+// the work stays on the inputs' device.
 Metrics evaluate_in_chunks(const std::function<torch::Tensor(const torch::Tensor&)>& forward,
                            const torch::Tensor& inputs, const torch::Tensor& targets, std::int64_t chunk,
-                           LossKind kind);
+                           LossKind kind, std::optional<torch::Device> device = std::nullopt);
 
 }  // namespace hpt::task_support

@@ -48,12 +48,17 @@ class TorchScriptTask : public hpt::Task {
         hpt::option_string("loss", "mse", "mse or cross_entropy (targets: class indices)", {"mse", "cross_entropy"}),
         hpt::option_int("batch_size", 32, "rows per batch", 1, 10000000),
         hpt::option_float("val_fraction", 0.2, "fraction of the rows, at the end of the file, held out", 0.0, 0.9),
+        hpt::option_bool("data_on_device", true,
+                         "keep the whole data set on the backend's device (false: in host memory, pinned when "
+                         "the device is a GPU, each batch gathered there and copied asynchronously)"),
     };
   }
 
   TorchScriptTask(const hpt::PluginContext& context, const hpt::Options& options)
       : loss_kind_(hpt::task_support::loss_kind_from_name(options.get_string("loss"))),
-        model_(load_script_module(options.get_string("module_path"), context.device)) {
+        model_(load_script_module(options.get_string("module_path"), context.device)),
+        device_(context.device),
+        data_device_(options.get_bool("data_on_device") ? context.device : torch::Device(torch::kCPU)) {
     const std::string& data_path = options.get_string("data_path");
     if (data_path.empty()) throw hpt::BadInput("task torchscript: set `data_path` to a data file");
     hpt::torchscript::TensorData data = hpt::torchscript::read_tensor_file(data_path);
@@ -63,8 +68,8 @@ class TorchScriptTask : public hpt::Task {
       throw hpt::BadInput("data file " + data_path + " has " + std::to_string(rows) + " rows: val_fraction " +
                           std::to_string(options.get_float("val_fraction")) +
                           " must leave at least one row for training and hold out at least one");
-    torch::Tensor inputs = data.inputs.to(context.device);
-    torch::Tensor targets = data.targets.to(context.device);
+    torch::Tensor inputs = data.inputs.to(data_device_);
+    torch::Tensor targets = data.targets.to(data_device_);
     if (loss_kind_ == LossKind::CrossEntropy) targets = targets.to(torch::kInt64);
     train_inputs_ = inputs.narrow(0, 0, rows - held_out);
     train_targets_ = targets.narrow(0, 0, rows - held_out);
@@ -74,9 +79,9 @@ class TorchScriptTask : public hpt::Task {
 
     const std::int64_t train_rows = rows - held_out;
     sampler_.emplace(train_rows, options.get_int("batch_size"), derive_seed(context.seed, kOrderStream),
-                     context.device);
+                     data_device_);
     hpt::task_support::EpochSampler probe_choice(train_rows, options.get_int("batch_size"),
-                                                 derive_seed(context.seed, kProbeStream), context.device);
+                                                 derive_seed(context.seed, kProbeStream), data_device_);
     probe_ = batch_of(probe_choice.next());
     check_loss_runs(options.get_string("module_path"), data_path);
   }
@@ -93,7 +98,7 @@ class TorchScriptTask : public hpt::Task {
 
   hpt::Metrics evaluate() override {
     return hpt::task_support::evaluate_in_chunks([this](const torch::Tensor& x) { return model_->forward(x); },
-                                                 val_inputs_, val_targets_, kEvalChunk, loss_kind_);
+                                                 val_inputs_, val_targets_, kEvalChunk, loss_kind_, device_);
   }
 
   std::vector<std::string> metric_names() const override {
@@ -106,7 +111,21 @@ class TorchScriptTask : public hpt::Task {
 
  private:
   hpt::Batch batch_of(const torch::Tensor& indices) const {
-    return {{train_inputs_.index_select(0, indices)}, train_targets_.index_select(0, indices)};
+    if (data_device_ == device_)
+      return {{train_inputs_.index_select(0, indices)}, train_targets_.index_select(0, indices)};
+    // Host data, GPU model: gather the rows into page-locked memory, so that the copy to the
+    // device is asynchronous (it queues on the backend's stream, which runs the step after
+    // it in order).
+    return {{to_device(train_inputs_, indices)}, to_device(train_targets_, indices)};
+  }
+
+  torch::Tensor to_device(const torch::Tensor& data, const torch::Tensor& indices) const {
+    std::vector<std::int64_t> shape(data.sizes().begin(), data.sizes().end());
+    shape[0] = indices.size(0);
+    const bool pin = device_.is_cuda();
+    torch::Tensor rows = torch::empty(shape, data.options().pinned_memory(pin));
+    torch::index_select_out(rows, data, 0, indices);
+    return rows.to(device_, /*non_blocking=*/pin);
   }
 
   // Regression targets take the floating type of the module's outputs.
@@ -114,7 +133,7 @@ class TorchScriptTask : public hpt::Task {
     torch::NoGradGuard no_grad;
     torch::ScalarType type;
     try {
-      type = model_->forward(train_inputs_.narrow(0, 0, 1)).scalar_type();
+      type = model_->forward(train_inputs_.narrow(0, 0, 1).to(device_)).scalar_type();
     } catch (const std::exception& e) {
       throw hpt::BadInput("TorchScript module " + module_path + " fails on the data's inputs (rows of shape " +
                           shape_of(train_inputs_[0]) + "): " + e.what());
@@ -143,6 +162,8 @@ class TorchScriptTask : public hpt::Task {
 
   LossKind loss_kind_;
   hpt::torchscript::ScriptModel model_;
+  torch::Device device_;       // the backend's: where the model runs
+  torch::Device data_device_;  // where the data set is kept (device_, or the host)
   torch::Tensor train_inputs_, train_targets_, val_inputs_, val_targets_;
   std::optional<hpt::task_support::EpochSampler> sampler_;
   hpt::Batch probe_;
