@@ -17,7 +17,7 @@ build=${HPT_BUILD_DIR:-build-fuzz}
 mkdir -p "$build"
 if [ ! -f "$build/build.ninja" ]; then
   cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=clang++ -DHPT_FUZZ=ON \
-    -DHPT_BUILD_TESTS=OFF -DHPT_BUILD_BENCH=OFF -DHPT_SANITIZE=address,undefined,fuzzer-no-link \
+    -DHPT_BUILD_TESTS=OFF -DHPT_BUILD_BENCH=OFF -DHPT_CUDA=OFF -DHPT_SANITIZE=address,undefined,fuzzer-no-link \
     >"$build.configure.log" 2>&1 || { cat "$build.configure.log" >&2; exit 1; }
 fi
 ninja -C "$build" "${targets[@]/%/_fuzz}" hpt_plugins >"$build.build.log" 2>&1 \

@@ -16,7 +16,7 @@ case "$mode" in
     ;;
   --sanitize)
     export HPT_BUILD_DIR=${HPT_BUILD_DIR:-build-asan}
-    export HPT_CMAKE_ARGS="-DHPT_SANITIZE=address,undefined -DHPT_BUILD_BENCH=OFF"
+    export HPT_CMAKE_ARGS="-DHPT_SANITIZE=address,undefined -DHPT_BUILD_BENCH=OFF -DHPT_CUDA=OFF"  # the kernels: the normal build
     # LibTorch is not built with ASan: leaks it keeps on purpose (static caches) are not ours.
     # An allocation too big fails as it does without ASan (LibTorch throws), not with an abort.
     export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0:abort_on_error=1:allocator_may_return_null=1}
@@ -31,7 +31,7 @@ case "$mode" in
     mkdir -p "$HPT_BUILD_DIR"
     if [ ! -f "$HPT_BUILD_DIR/build.ninja" ]; then
       cmake -S . -B "$HPT_BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHPT_SANITIZE=thread \
-        -DHPT_BUILD_BENCH=OFF >"$HPT_BUILD_DIR.configure.log" 2>&1 || { cat "$HPT_BUILD_DIR.configure.log" >&2; exit 1; }
+        -DHPT_BUILD_BENCH=OFF -DHPT_CUDA=OFF >"$HPT_BUILD_DIR.configure.log" 2>&1 || { cat "$HPT_BUILD_DIR.configure.log" >&2; exit 1; }
     fi
     ninja -C "$HPT_BUILD_DIR" -j "${HPT_JOBS:-$(nproc)}" resume_test hpt hpt_plugins hpt_test_plugins \
       >"$HPT_BUILD_DIR.build.log" 2>&1 || { grep -E "error|FAILED" -A3 "$HPT_BUILD_DIR.build.log" | head -n 60 >&2; exit 1; }
