@@ -3,6 +3,7 @@
 #include <filesystem>
 
 #include "config/manifest.hpp"
+#include "config/distributed_settings.hpp"
 #include "config/precision_settings.hpp"
 #include "plugins/plugin_loader.hpp"
 #include "test_support.hpp"
@@ -15,6 +16,8 @@ TEST(Docs, ManifestReferenceListsEveryOption) {
   for (const auto& spec : hpt::host::run_option_specs())
     EXPECT_NE(doc.find("| `" + spec.name + "` |"), std::string::npos) << "[run] key " << spec.name;
 
+  for (const auto& spec : hpt::host::DistributedSettings::option_specs())
+    EXPECT_NE(doc.find("| `" + spec.name + "` |"), std::string::npos) << "[distributed] key " << spec.name;
   for (const auto& spec : hpt::host::PrecisionSettings::option_specs())
     EXPECT_NE(doc.find("| `" + spec.name + "` |"), std::string::npos) << "[backend] key " << spec.name;
 

@@ -38,41 +38,9 @@ std::string full_manifest(const std::string& runs_dir) {
          "[checkpointer]\nplugin = \"torch\"\nevery_steps = 5\nkeep_last = 2\n";
 }
 
-// Starts `hpt ARGS` as a child process, its output into `log`. With `file_size_limit`
-// no file it writes can grow past that many bytes (RLIMIT_FSIZE): a write beyond fails
-// with EFBIG, as one on a full disk fails with ENOSPC.
-pid_t spawn(const std::vector<std::string>& args, const std::string& log, rlim_t file_size_limit = RLIM_INFINITY) {
-  pid_t pid = fork();
-  if (pid == 0) {
-    if (file_size_limit != RLIM_INFINITY) {
-      struct rlimit limit {file_size_limit, file_size_limit};
-      setrlimit(RLIMIT_FSIZE, &limit);
-      signal(SIGXFSZ, SIG_IGN);  // the write fails instead of killing the process
-    }
-    FILE* f = std::fopen(log.c_str(), "a");
-    if (f) {
-      dup2(fileno(f), 1);
-      dup2(fileno(f), 2);
-    }
-    std::vector<char*> argv;
-    std::string exe = HPT_EXE;
-    argv.push_back(exe.data());
-    std::vector<std::string> copy = args;
-    for (auto& a : copy) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    execv(exe.c_str(), argv.data());
-    _exit(127);
-  }
-  return pid;
-}
-
-int wait_exit(pid_t pid) {
-  int status = 0;
-  waitpid(pid, &status, 0);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
-int run_to_end(const std::vector<std::string>& args, const std::string& log) { return wait_exit(spawn(args, log)); }
+using hpt::test::run_to_end;
+using hpt::test::spawn;
+using hpt::test::wait_exit;
 
 // The model weights of a run's latest checkpoint.
 std::vector<std::pair<std::string, torch::Tensor>> final_weights(const std::string& run_dir) {

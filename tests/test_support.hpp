@@ -1,8 +1,17 @@
 // Helpers shared by the tests: temporary directories, manifests, running the hpt CLI.
 #pragma once
 
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <csignal>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <thread>
+#include <utility>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -85,6 +94,60 @@ std::shared_ptr<Interface> make_plugin(PluginKind kind, const std::string& name,
   PluginContext context;
   context.seed = seed;
   return built_plugins().create<Interface>(*info, context, options);
+}
+
+// Starts `hpt ARGS` as a child process in a process group of its own (with every
+// process it starts: `hpt run --nproc` ranks), its output appended to `log`, `env` added
+// to its environment. With `file_size_limit` no file it writes can grow past that many
+// bytes (RLIMIT_FSIZE): a write beyond fails with EFBIG, as one on a full disk fails with ENOSPC.
+inline pid_t spawn(const std::vector<std::string>& args, const std::string& log, rlim_t file_size_limit = RLIM_INFINITY,
+                   const std::vector<std::pair<std::string, std::string>>& env = {}) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    setpgid(0, 0);
+    if (file_size_limit != RLIM_INFINITY) {
+      struct rlimit limit {file_size_limit, file_size_limit};
+      setrlimit(RLIMIT_FSIZE, &limit);
+      signal(SIGXFSZ, SIG_IGN);  // the write fails instead of killing the process
+    }
+    for (const auto& [k, v] : env) setenv(k.c_str(), v.c_str(), 1);
+    FILE* f = std::fopen(log.c_str(), "a");
+    if (f) {
+      dup2(fileno(f), 1);
+      dup2(fileno(f), 2);
+    }
+    std::vector<char*> argv;
+    std::string exe = HPT_EXE;
+    argv.push_back(exe.data());
+    std::vector<std::string> copy = args;
+    for (auto& a : copy) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    execv(exe.c_str(), argv.data());
+    _exit(127);
+  }
+  setpgid(pid, pid);  // also here: no race with the child's own call
+  return pid;
+}
+
+// The exit code of `pid` (128 + signal when a signal ended it). A process still running
+// after `timeout_seconds` is killed with its whole process group, and the test fails.
+inline int wait_exit(pid_t pid, int timeout_seconds = 600) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_seconds);
+  int status = 0;
+  while (waitpid(pid, &status, WNOHANG) == 0) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      kill(-pid, SIGKILL);
+      waitpid(pid, &status, 0);
+      ADD_FAILURE() << "process " << pid << " still running after " << timeout_seconds << " s: killed";
+      return -1;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+inline int run_to_end(const std::vector<std::string>& args, const std::string& log, int timeout_seconds = 600) {
+  return wait_exit(spawn(args, log), timeout_seconds);
 }
 
 }  // namespace hpt::test

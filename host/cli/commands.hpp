@@ -45,6 +45,7 @@ struct RunRequest {
   std::vector<std::string> overrides;
   bool overwrite = false;
   int progress = -1;  // 1: progress bar, 0: plain lines, -1: bar when stderr is a terminal
+  int nproc = 0;      // run --nproc N: start N local ranks (0: this process is the run, or one rank of it)
 };
 int run_manifest(const RunRequest& request, std::ostream& out);
 // The manifest and overrides of `run` or `validate`, checked (BadInput with `usage`).

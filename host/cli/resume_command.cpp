@@ -8,7 +8,7 @@ namespace hpt::host {
 
 namespace {
 const char* kResumeHelp =
-    "usage: hpt resume RUN_DIR [key.path=value ...]\n"
+    "usage: hpt resume RUN_DIR [key.path=value ...] [--nproc N]\n"
     "\n"
     "Continues the run in RUN_DIR from its latest valid checkpoint, with the manifest it was\n"
     "started with (RUN_DIR/config.resolved.toml) and the overrides given here.\n";
@@ -47,6 +47,8 @@ void add_resume_command(CommandLine& cl) {
                             });
   c->add_option("run_dir", r->run_dir, "the run directory");
   c->add_option("overrides", r->overrides, "key.path=value");
+  c->add_option("--nproc", r->run.nproc, "resume as N local ranks (the world size the run was written with)")
+      ->check(CLI::Range(1, 1024));
   add_progress_flags(*c, r->run);
 }
 

@@ -1,8 +1,11 @@
-// hpt run MANIFEST.toml [key.path=value ...] [--overwrite] [--progress|--no-progress]
+// hpt run MANIFEST.toml [key.path=value ...] [--overwrite] [--progress|--no-progress] [--nproc N]
 #include <iomanip>
+#include <iostream>
 #include <sstream>
 
 #include "cli/commands.hpp"
+#include "distributed/launch_environment.hpp"
+#include "distributed/local_launcher.hpp"
 #include "engine/engine.hpp"
 
 namespace hpt::host {
@@ -10,12 +13,14 @@ namespace hpt::host {
 namespace {
 
 const char* kRunHelp =
-    "usage: hpt run MANIFEST.toml [key.path=value ...] [--overwrite] [--progress|--no-progress]\n"
+    "usage: hpt run MANIFEST.toml [key.path=value ...] [--overwrite] [--progress|--no-progress] [--nproc N]\n"
     "\n"
     "Trains as the manifest says. Any key can be overridden: optimizer.lr=3e-3 run.seed=2\n"
     "(the value is parsed as TOML; text that is not TOML is taken as a string).\n"
     "Writes runs/<run.name>/: config.resolved.toml, metrics.jsonl, summary.json, hpt.log, checkpoints/.\n"
-    "An existing run directory is refused unless --overwrite is given (or run.resume=true).\n";
+    "An existing run directory is refused unless --overwrite is given (or run.resume=true).\n"
+    "Data parallel: under torchrun (torchrun --nproc_per_node=N --no_python hpt run M.toml), or\n"
+    "--nproc N to start N local ranks without torchrun; [distributed] configures them.\n";
 
 std::string format_summary(const RunSummary& s, const RunConfig& run) {
   std::ostringstream os;
@@ -53,12 +58,29 @@ int run_manifest(const RunRequest& a, std::ostream& out) {
   PluginLoader loader(PluginLoader::default_dirs(plugin_dirs_of(m)));
   ResolvedManifest resolved = resolve(m, loader);
   const RunConfig run = resolved.run;
+  std::optional<LaunchEnvironment> launch = read_launch_environment();
+  if (a.nproc > 0) {
+    if (launch)
+      throw BadInput("--nproc " + std::to_string(a.nproc) + " inside a launch of " +
+                     std::to_string(launch->world_size) + " ranks (WORLD_SIZE is set): use one or the other");
+    std::vector<std::string> args = {"run", a.manifest};
+    args.insert(args.end(), a.overrides.begin(), a.overrides.end());
+    if (a.overwrite) args.push_back("--overwrite");
+    if (a.progress == 0) args.push_back("--no-progress");
+    if (a.progress == 1) args.push_back("--progress");
+    return run_local_ranks(a.nproc, args, std::cerr);
+  }
   EngineOptions options;
   options.overwrite = a.overwrite;
   options.progress = a.progress;
+  if (launch) {
+    options.world = connect_world(*launch, DistributedSettings::from(resolved.distributed));
+    if (launch->rank != 0) options.progress = 0;
+  }
   Engine engine(std::move(resolved), loader, options);
   install_signal_handlers();
-  out << format_summary(engine.run(), run);
+  RunSummary summary = engine.run();
+  if (options.world.rank == 0) out << format_summary(summary, run);  // one summary for all ranks
   return kExitOk;
 }
 
@@ -75,6 +97,8 @@ void add_run_command(CommandLine& cl) {
   c->add_option("manifest", r->manifest, "the run manifest");
   c->add_option("overrides", r->overrides, "key.path=value");
   c->add_flag("--overwrite", r->overwrite, "replace an existing run directory");
+  c->add_option("--nproc", r->nproc, "start N local ranks of a data-parallel run (without torchrun)")
+      ->check(CLI::Range(1, 1024));
   add_progress_flags(*c, *r);
 }
 

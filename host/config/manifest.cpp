@@ -1,5 +1,6 @@
 #include "config/manifest.hpp"
 
+#include "config/distributed_settings.hpp"
 #include "config/precision_settings.hpp"
 
 #include "config/divergence_settings.hpp"
@@ -391,7 +392,7 @@ ResolvedManifest resolve(const Manifest& manifest, PluginLoader& loader) {
   const toml::table& root = manifest.table();
 
   // Unknown top-level sections.
-  std::vector<std::string> sections = {"run"};
+  std::vector<std::string> sections = {"run", "distributed"};
   for (const auto& d : section_defaults()) sections.push_back(section_name(d.kind));
   for (const auto& [key, node] : root) {
     std::string k(key.str());
@@ -404,6 +405,10 @@ ResolvedManifest resolve(const Manifest& manifest, PluginLoader& loader) {
       v.error(node, k, "'" + k + "' must be a table ([" + k + "]), got " + toml_type_name(node));
     }
   }
+
+  // [distributed]
+  out.distributed = v.section(root["distributed"].as_table(), "distributed", DistributedSettings::option_specs(), {},
+                              "[distributed]");
 
   // [run]
   const toml::table* run = root["run"].as_table();
@@ -594,6 +599,7 @@ std::string ResolvedManifest::to_toml() const {
   if (run.early_stop) run_table.insert("early_stop", goal_table(*run.early_stop, true));
   run_table.insert("divergence", inline_table(options_table(run.divergence)));
   write_section("run", std::move(run_table));
+  write_section("distributed", options_table(distributed));
   for (const auto& [kind, choice] : plugins) {
     toml::table section = options_table(choice.options);
     section.insert("plugin", choice.info->name);

@@ -75,6 +75,7 @@ struct ResolvedManifest {
   std::string source;  // the manifest file
   RunConfig run;
   Options run_options;  // [run] as declared, for writing back
+  Options distributed;  // [distributed] (config/distributed_settings.hpp), defaults filled in
   std::map<PluginKind, PluginChoice> plugins;  // the kinds in use
 
   bool has(PluginKind kind) const { return plugins.count(kind) != 0; }

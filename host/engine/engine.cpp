@@ -4,6 +4,8 @@
 #include "engine/engine.hpp"
 
 #include <cmath>
+#include <csignal>
+#include <filesystem>
 #include <limits>
 
 #include <spdlog/spdlog.h>
@@ -38,8 +40,11 @@ Engine::Engine(ResolvedManifest manifest, PluginLoader& loader, EngineOptions op
       options_(options),
       monitor_(DivergenceSettings::from(manifest_.run.divergence)) {
   const RunConfig& run = manifest_.run;
-  if (options_.write_run_dir) dir_ = std::make_unique<RunDirectory>(run.runs_dir, run.name, run.resume, options_.overwrite);
-  logger_ = make_run_logger(dir_ ? dir_->path() : "", run.log_level);
+  // Rank 0 alone writes the run directory; the other ranks log warnings and errors only.
+  if (options_.write_run_dir && options_.world.rank == 0)
+    dir_ = std::make_unique<RunDirectory>(run.runs_dir, run.name, run.resume, options_.overwrite);
+  const bool quiet_rank = options_.world.rank > 0 && (run.log_level == "info" || run.log_level == "debug");
+  logger_ = make_run_logger(dir_ ? dir_->path() : "", quiet_rank ? "warn" : run.log_level);
   if (dir_) {
     dir_->write_file("config.resolved.toml", manifest_.to_toml());
     metrics_ = MetricsLog(dir_->file("metrics.jsonl"), run.log_every);
@@ -72,6 +77,18 @@ void Engine::start(PluginLoader& loader) {
   backend_ = make(PluginKind::Backend, static_cast<Backend*>(nullptr));
   context_.backend = backend_.get();
   context_.device = backend_->device();
+  distributed_ = DistributedSettings::from(manifest_.distributed);
+  if (distributed()) {
+    // Before the task exists: it reads its shard of the data by rank.
+    backend_->join(options_.world);
+    context_.rank = options_.world.rank;
+    context_.world_size = options_.world.size;
+    summary_.world_size = options_.world.size;
+    // Every rank reads rank 0's checkpoints on resume.
+    if (options_.write_run_dir && !dir_) context_.run_dir = (std::filesystem::path(run.runs_dir) / run.name).string();
+    logger_->info("rank {} of {}: joined through {} ({})", options_.world.rank, options_.world.size,
+                  distributed_.backend, context_.device.str());
+  }
   precision_ = PrecisionSettings::from(manifest_.at(PluginKind::Backend).options);
   if (precision_.precision != Precision::Fp32) {
     autocast_dtype_ = precision_.precision == Precision::Bf16 ? c10::ScalarType::BFloat16 : c10::ScalarType::Half;
@@ -123,6 +140,7 @@ void Engine::start(PluginLoader& loader) {
   optimizer_->bind(params_, predicting_enabled_);
   dynamics_->bind(layout_);
   plan_memory();
+  if (distributed()) join_world();
 
   state_.max_steps = run.max_steps;
   summary_.run_dir = dir_ ? dir_->path() : "";
@@ -162,7 +180,7 @@ RunSummary Engine::train() {
   task_->model().train();
   summary_.status = "completed";
   while (state_.step < state_.max_steps && !stop_) {
-    PhaseDecision d = phase_->decide(state_);
+    PhaseDecision d = agreed(phase_->decide(state_));
     if (d.kind == PhaseKind::Predict && predicting_enabled_ && monitor_.forced_real_steps() > 0)
       d = {PhaseKind::Full, monitor_.forced_real_steps()};  // the divergence monitor wants real steps first
     if (d.kind == PhaseKind::Predict && predicting_enabled_) predicted_then_correct(d);
@@ -170,6 +188,7 @@ RunSummary Engine::train() {
     maybe_save_checkpoint();
     progress_->update(state_, false);
   }
+  check_ranks_in_sync(/*force=*/true);
   maybe_evaluate(true);
   progress_->update(state_, true);
   finish_checkpoints();
@@ -198,6 +217,7 @@ void Engine::predicted_then_correct(const PhaseDecision& d) {
 
 void Engine::between_steps() {
   check_signal();
+  check_ranks_in_sync(/*force=*/false);
   maybe_evaluate(false);
   maybe_save_checkpoint();
   progress_->update(state_, false);
@@ -258,11 +278,13 @@ double Engine::train_on_next_batch(StepRecord& record) {
     // Explicit: LibTorch 1.13 zero-fills by default and 2.x sets to none; the optimizers,
     // clipping and the loss scaler expect every gradient defined.
     model.zero_grad(/*set_to_none=*/false);
+    if (grad_sync_) grad_sync_->begin();
     torch::Tensor loss = forward_loss(batch);
     ++forward;
     if (scaler_) scaler_->scale_loss(loss).backward();
     else loss.backward();
     ++backward;
+    if (grad_sync_) grad_sync_->finish();  // every rank's .grad: the mean over the ranks
     return loss.detach();
   };
   if (scaler_) {
@@ -273,6 +295,7 @@ double Engine::train_on_next_batch(StepRecord& record) {
     record.grad_norm = optimizer_->last_grad_norm();
   }
   backend_->synchronize();
+  if (distributed()) record.loss = agree_after_step(record.loss);
   record.learning_rate = optimizer_->learning_rate();
   record.forward_passes = forward;
   record.backward_passes = backward;
@@ -489,12 +512,26 @@ void Engine::record_step(const StepRecord& r, const char* kind) {
 Metrics Engine::evaluate() {
   auto t0 = StepClock::now();
   Metrics m;
-  {
+  if (!distributed() || options_.world.rank == 0) {
     torch::NoGradGuard guard;
     AutocastScope autocast(context_.device.type(), autocast_dtype_);
     task_->model().eval();
     m = task_->evaluate();
     task_->model().train();
+  }
+  if (distributed()) {
+    // Rank 0 evaluated (the weights are the same everywhere); every rank takes its metrics,
+    // so that targets and early stopping decide alike.
+    const std::vector<std::string> names = task_->metric_names();
+    torch::Tensor values = torch::full({static_cast<std::int64_t>(names.size())},
+                                       std::numeric_limits<double>::quiet_NaN(), torch::kFloat64);
+    for (std::size_t i = 0; i < names.size(); ++i)
+      if (m.count(names[i])) values[static_cast<std::int64_t>(i)] = m.at(names[i]);
+    values = values.to(context_.device);
+    backend_->broadcast({values}, 0);
+    values = values.cpu();
+    m.clear();
+    for (std::size_t i = 0; i < names.size(); ++i) m[names[i]] = values[static_cast<std::int64_t>(i)].item<double>();
   }
   backend_->synchronize();
   double seconds = StepClock::seconds_since(t0);
@@ -565,6 +602,13 @@ void Engine::maybe_evaluate(bool force) {
 
 void Engine::check_signal() {
   int signal = take_stop_signal();
+  if (distributed()) {
+    // A signal stops every rank at the same step: the next real step's all-reduce tells
+    // the others (agree_after_step), and all of them stop after it.
+    if (signal != 0) local_stop_signal_ = signal;
+    if (!agreed_stop_) return;
+    signal = local_stop_signal_ != 0 ? local_stop_signal_ : SIGTERM;
+  }
   if (signal == 0) return;
   progress_->update(state_, true);
   logger_->warn("{} received at step {}: {}", signal_name(signal), state_.step,

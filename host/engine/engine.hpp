@@ -13,9 +13,11 @@
 #include "checkpoint/background_save.hpp"
 #include "checkpoint/checkpoint_snapshot.hpp"
 #include "config/manifest.hpp"
+#include "config/distributed_settings.hpp"
 #include "config/precision_settings.hpp"
 #include "engine/autocast_scope.hpp"
 #include "engine/divergence_monitor.hpp"
+#include "engine/gradient_sync.hpp"
 #include "engine/loss_scaler.hpp"
 #include "engine/memory_plan.hpp"
 #include "engine/step_clock.hpp"
@@ -38,6 +40,9 @@ struct EngineOptions {
   bool overwrite = false;        // replace an existing run directory
   bool write_run_dir = true;     // false: no run directory at all (tests)
   int progress = -1;             // 1: progress bar, 0: plain lines, -1: bar when stderr is a terminal
+  // Data parallelism: the world this process is a rank of (size 1: a single-process run).
+  // Rank 0 alone writes the run directory; the other ranks read its checkpoints on resume.
+  World world;
 };
 
 class Engine {
@@ -94,6 +99,13 @@ class Engine {
   torch::Tensor forward_loss(const Batch& batch);        // the task's loss, under autocast when asked
   double scaled_step(StepRecord& record, const Closure& closure);  // fp16: scaled backward, maybe no step
   void plan_memory();                                    // the memory plan, checked before the first step
+
+  // Data parallelism (docs/architecture.md, "Data-parallel training").
+  bool distributed() const { return options_.world.size > 1; }
+  void join_world();                                     // the backend joins, rank 0's weights everywhere
+  double agree_after_step(double local_loss);            // mean loss over the ranks; a stop any rank wants
+  PhaseDecision agreed(PhaseDecision decision);          // rank 0's decision, on every rank
+  void check_ranks_in_sync(bool force);                  // [distributed] check_sync: same parameters
   void learn_from_update(StepRecord& record);            // the dynamics model and correction observe it
   void count_real_step(const StepRecord& record);
 
@@ -156,6 +168,12 @@ class Engine {
   c10::ScalarType autocast_dtype_ = c10::ScalarType::Float;  // Float: no autocast
   std::optional<LossScaler> scaler_;          // fp16 only
   MemoryPlan memory_plan_;
+
+  DistributedSettings distributed_;
+  std::unique_ptr<GradientSync> grad_sync_;   // world size > 1
+  int local_stop_signal_ = 0;                 // a signal this rank received, not yet agreed on
+  bool agreed_stop_ = false;                  // some rank received one: every rank stops
+  std::int64_t last_sync_check_ = 0;
 
   std::vector<torch::Tensor> params_;
   ParameterLayout layout_;

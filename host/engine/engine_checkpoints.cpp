@@ -214,7 +214,7 @@ Engine::~Engine() {
 }
 
 void Engine::maybe_save_checkpoint() {
-  if (!checkpointer_) return;
+  if (!checkpointer_ || options_.world.rank != 0) return;  // rank 0 writes for every rank: they are the same
   // A background save that has finished is collected now, so that its error (if any)
   // stops the run at once and its figures reach metrics.jsonl.
   if (pending_save_ && pending_save_->finished()) wait_for_checkpoint();
@@ -266,7 +266,7 @@ void Engine::wait_for_checkpoint() {
 
 // The end of a run (or a signal): a checkpoint of the current step, and nothing in flight.
 void Engine::finish_checkpoints() {
-  if (!checkpointer_) return;
+  if (!checkpointer_ || options_.world.rank != 0) return;
   if (last_checkpoint_step_ != state_.step) save_checkpoint(/*final=*/true);
   wait_for_checkpoint();
 }

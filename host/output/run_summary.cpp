@@ -20,6 +20,7 @@ boost::json::object RunSummary::to_json() const {
   o["forward_passes"] = forward_passes;
   o["backward_passes"] = backward_passes;
   o["skipped_steps"] = skipped_steps;
+  o["world_size"] = world_size;
   o["train_seconds"] = train_seconds;
   o["eval_seconds"] = eval_seconds;
   o["checkpoint_seconds"] = checkpoint_seconds;

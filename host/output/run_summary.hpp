@@ -36,6 +36,7 @@ struct RunSummary {
   std::optional<std::int64_t> backward_passes_to_target;
   Metrics final_metrics;             // the last evaluation
   std::int64_t evaluations = 0;
+  int world_size = 1;                // ranks of a data-parallel run
   MemoryUse memory;                  // device memory at the last evaluation (-1: the backend cannot tell)
 
   boost::json::object to_json() const;

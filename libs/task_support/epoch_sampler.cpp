@@ -24,10 +24,21 @@ std::int64_t read_int(torch::serialize::InputArchive& archive, const std::string
 
 }  // namespace
 
-EpochSampler::EpochSampler(std::int64_t samples, std::int64_t batch_size, std::uint64_t seed, torch::Device device)
-    : samples_(samples), batch_size_(std::min(batch_size, samples)), seed_(seed), device_(device) {
+EpochSampler::EpochSampler(std::int64_t samples, std::int64_t batch_size, std::uint64_t seed, torch::Device device,
+                           Shard shard)
+    : samples_(samples),
+      batch_size_(shard.world > 1 ? batch_size : std::min(batch_size, samples)),
+      shard_(shard),
+      seed_(seed),
+      device_(device) {
   if (samples_ < 1) throw BadInput("a task needs at least one training sample, got " + std::to_string(samples_));
   if (batch_size_ < 1) throw BadInput("batch size must be at least 1, got " + std::to_string(batch_size));
+  if (shard_.world < 1 || shard_.rank < 0 || shard_.rank >= shard_.world)
+    throw BadInput("rank " + std::to_string(shard_.rank) + " of " + std::to_string(shard_.world) + " ranks");
+  if (batch_size_ * shard_.world > samples_)
+    throw BadInput("a global batch of " + std::to_string(batch_size_) + " x " + std::to_string(shard_.world) +
+                   " ranks = " + std::to_string(batch_size_ * shard_.world) + " rows exceeds the " +
+                   std::to_string(samples_) + " training samples: lower batch_size");
   shuffle_for_epoch();
 }
 
@@ -40,13 +51,14 @@ void EpochSampler::shuffle_for_epoch() {
 }
 
 torch::Tensor EpochSampler::next() {
-  if (position_ + batch_size_ > samples_) {
+  const std::int64_t global = batch_size_ * shard_.world;
+  if (position_ + global > samples_) {
     ++epoch_;
     position_ = 0;
     shuffle_for_epoch();
   }
-  torch::Tensor batch = order_.narrow(0, position_, batch_size_);
-  position_ += batch_size_;
+  torch::Tensor batch = order_.narrow(0, position_ + shard_.rank * batch_size_, batch_size_);
+  position_ += global;
   return batch;
 }
 
@@ -56,6 +68,7 @@ void EpochSampler::save(hpt::StateWriter& state, const std::string& prefix) cons
   write_int(state, prefix + "seed", static_cast<std::int64_t>(seed_));
   write_int(state, prefix + "epoch", epoch_);
   write_int(state, prefix + "position", position_);
+  write_int(state, prefix + "world", shard_.world);
 }
 
 void EpochSampler::load(torch::serialize::InputArchive& archive, const std::string& prefix) {
@@ -65,6 +78,11 @@ void EpochSampler::load(torch::serialize::InputArchive& archive, const std::stri
     throw BadInput("the saved data order is for " + std::to_string(samples) + " samples in batches of " +
                    std::to_string(batch_size) + ", this task has " + std::to_string(samples_) + " in batches of " +
                    std::to_string(batch_size_) + " (were the task's options changed?)");
+  torch::Tensor world;
+  const std::int64_t saved_world = archive.try_read(prefix + "world", world) ? world.item<std::int64_t>() : 1;
+  if (saved_world != shard_.world)
+    throw BadInput("the saved data order is for " + std::to_string(saved_world) + " rank(s), this run has " +
+                   std::to_string(shard_.world) + ": resume on the world size the checkpoint was written with");
   seed_ = static_cast<std::uint64_t>(read_int(archive, prefix + "seed"));
   epoch_ = read_int(archive, prefix + "epoch");
   position_ = read_int(archive, prefix + "position");

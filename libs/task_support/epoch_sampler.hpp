@@ -18,13 +18,24 @@
 
 namespace hpt::task_support {
 
+// Data parallelism: rank r of `world` ranks takes rows [r * batch_size, (r + 1) * batch_size)
+// of each global batch of batch_size * world rows, so the ranks together see the batches
+// one process with batch_size * world would, and no row twice.
+struct Shard {
+  int rank = 0;
+  int world = 1;
+};
+
 class EpochSampler {
  public:
-  // `samples` to visit, `batch_size` per batch (capped at `samples`), indices on `device`.
-  EpochSampler(std::int64_t samples, std::int64_t batch_size, std::uint64_t seed, torch::Device device);
+  // `samples` to visit, `batch_size` per batch and rank (capped at `samples` on one rank),
+  // indices on `device`.
+  EpochSampler(std::int64_t samples, std::int64_t batch_size, std::uint64_t seed, torch::Device device,
+               Shard shard = {});
 
-  // Indices (int64, on the device) of the next batch. Every batch has batch_size()
-  // indices: an epoch yields samples / batch_size batches and leaves the remainder out.
+  // Indices (int64, on the device) of this rank's part of the next batch. Every batch has
+  // batch_size() indices: an epoch yields samples / (batch_size * world) batches and
+  // leaves the remainder out.
   torch::Tensor next();
 
   std::int64_t batch_size() const { return batch_size_; }
@@ -41,6 +52,7 @@ class EpochSampler {
 
   std::int64_t samples_;
   std::int64_t batch_size_;
+  Shard shard_;
   std::uint64_t seed_;
   torch::Device device_;
   std::int64_t epoch_ = 0;

@@ -73,7 +73,8 @@ class CharLmTask : public hpt::Task {
                           std::to_string(options.get_float("val_fraction")));
     torch::Tensor tokens = vocabulary.encode(text).to(context.device);
     train_tokens_ = tokens.narrow(0, 0, total - held_out);
-    sampler_.emplace(train_windows, batch_size_, derive_seed(context.seed, kOrderStream), context.device);
+    sampler_.emplace(train_windows, batch_size_, derive_seed(context.seed, kOrderStream), context.device,
+                     hpt::task_support::Shard{context.rank, context.world_size});
 
     hpt::task_support::EpochSampler probe_choice(train_windows, batch_size_, derive_seed(context.seed, kProbeStream),
                                                  context.device);

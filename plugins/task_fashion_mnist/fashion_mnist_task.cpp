@@ -85,7 +85,7 @@ class FashionMnistTask : public hpt::Task {
       : train_(Split::read(options.get_string("data_dir"), "train", options.get_int("train_limit"), context.device)),
         val_(Split::read(options.get_string("data_dir"), "t10k", options.get_int("eval_limit"), context.device)),
         sampler_(train_.size(), options.get_int("batch_size"), derive_seed(context.seed, kOrderStream),
-                 context.device) {
+                 context.device, {context.rank, context.world_size}) {
     hpt::task_support::EpochSampler probe_choice(train_.size(), options.get_int("probe_size"),
                                                  derive_seed(context.seed, kProbeStream), context.device);
     probe_ = batch_of(probe_choice.next());

@@ -47,8 +47,9 @@ class SyntheticTask : public hpt::Task {
                                                                   : LossKind::MeanSquaredError),
         full_batch_(options.get_int("batch_size") == 0),
         sampler_(options.get_int("samples"),
-                 full_batch_ ? options.get_int("samples") : options.get_int("batch_size"),
-                 hpt::task_support::derive_seed(context.seed, kOrderStream), context.device) {
+                 full_batch_ ? options.get_int("samples") / context.world_size : options.get_int("batch_size"),
+                 hpt::task_support::derive_seed(context.seed, kOrderStream), context.device,
+                 {context.rank, context.world_size}) {
     const std::int64_t inputs = options.get_int("inputs");
     const std::int64_t outputs = options.get_int("outputs");
     if (loss_kind_ == LossKind::CrossEntropy && outputs < 2)

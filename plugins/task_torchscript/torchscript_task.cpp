@@ -79,7 +79,7 @@ class TorchScriptTask : public hpt::Task {
 
     const std::int64_t train_rows = rows - held_out;
     sampler_.emplace(train_rows, options.get_int("batch_size"), derive_seed(context.seed, kOrderStream),
-                     data_device_);
+                     data_device_, hpt::task_support::Shard{context.rank, context.world_size});
     hpt::task_support::EpochSampler probe_choice(train_rows, options.get_int("batch_size"),
                                                  derive_seed(context.seed, kProbeStream), data_device_);
     probe_ = batch_of(probe_choice.next());

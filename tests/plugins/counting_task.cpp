@@ -20,7 +20,8 @@ class CountingTask : public hpt::Task {
             hpt::option_int("hidden", 0, "width of two hidden layers (0: a plain linear model)", 0),
             hpt::option_int("kill_at_batch", 0, "SIGKILL itself in this process's N-th next_batch (0: never)", 0),
             hpt::option_int("kill_in_evaluation", 0, "SIGKILL itself in this process's N-th evaluate (0: never)", 0),
-            hpt::option_int("kill_in_probe", 0, "SIGKILL itself in this process's N-th probe (0: never)", 0)};
+            hpt::option_int("kill_in_probe", 0, "SIGKILL itself in this process's N-th probe (0: never)", 0),
+            hpt::option_int("kill_rank", -1, "only the rank of this number kills itself (-1: every rank)", -1)};
   }
 
   CountingTask(const hpt::PluginContext& context, const hpt::Options& options)
@@ -28,6 +29,8 @@ class CountingTask : public hpt::Task {
         kill_at_batch_(options.get_int("kill_at_batch")),
         kill_in_evaluation_(options.get_int("kill_in_evaluation")),
         kill_in_probe_(options.get_int("kill_in_probe")) {
+    const std::int64_t kill_rank = options.get_int("kill_rank");
+    if (kill_rank >= 0 && kill_rank != context.rank) kill_at_batch_ = kill_in_evaluation_ = kill_in_probe_ = 0;
     auto gen = hpt::make_cpu_generator(context.seed);
     inputs_ = torch::randn({256, 4}, gen);
     targets_ = inputs_.matmul(torch::tensor({{1.0f}, {-2.0f}, {0.5f}, {3.0f}})) + 0.7f;

@@ -2,11 +2,35 @@
 // operations the engine applies to all parameters at once.
 #pragma once
 
+#include <chrono>
+#include <memory>
+#include <string>
 #include <vector>
+
+#include <torch/csrc/distributed/c10d/Store.hpp>
 
 #include "hpt/plugin.hpp"
 
 namespace hpt {
+
+// The ranks of a data-parallel run as the host found them (torchrun's environment, or
+// `hpt run --nproc`) and the c10d store they meet through.
+struct World {
+  int rank = 0;
+  int size = 1;
+  int local_rank = 0;
+  std::string kind = "auto";  // [distributed] backend: "gloo", "nccl" or "auto" (the backend's choice)
+  std::chrono::milliseconds timeout{300000};
+  c10::intrusive_ptr<c10d::Store> store;
+};
+
+// A collective in flight. wait() blocks until it is done; it throws hpt::RunError when
+// the collective failed or timed out (a rank died or hangs).
+class PendingCollective {
+ public:
+  virtual ~PendingCollective();
+  virtual void wait() = 0;
+};
 
 // Device memory as the backend's allocator sees it, in bytes; -1 where a backend cannot
 // tell (the CPU backend knows only the machine's total).
@@ -47,6 +71,31 @@ class Backend : public Plugin {
   // Memory in use on device(); the engine logs it with every evaluation and in
   // summary.json, and checks [backend] memory_budget against total.
   virtual MemoryUse memory_use() const { return {}; }
+
+  // Data parallelism. The host calls join() once, right after creating the backend and
+  // before any other plugin exists, when the run has more than one rank; the collectives
+  // below then act across the ranks (on one rank they do nothing). The defaults build a
+  // c10d ProcessGroupGloo over world.store (kind "gloo" or "auto"), which handles CPU
+  // tensors; a GPU backend overrides them for NCCL. Throws hpt::BadInput for a kind the
+  // backend does not have.
+  virtual void join(const World& world);
+  // Sums every tensor over the ranks, in place; the tensors must stay alive and untouched
+  // until wait() returns.
+  virtual std::unique_ptr<PendingCollective> all_reduce_async(const std::vector<torch::Tensor>& tensors);
+  void all_reduce(const std::vector<torch::Tensor>& tensors) { all_reduce_async(tensors)->wait(); }
+  // Copies `root`'s tensors into every other rank's, in place.
+  virtual void broadcast(const std::vector<torch::Tensor>& tensors, int root);
+  // Returns when every rank has called it.
+  virtual void barrier();
+  // The world joined (size 1 before join()).
+  const World& world() const { return world_; }
+
+ protected:
+  World world_;
+
+ private:
+  struct Group;  // the c10d process group of the default collectives (sdk/src/backend.cpp)
+  std::shared_ptr<Group> group_;
 };
 
 }  // namespace hpt

@@ -49,6 +49,11 @@ struct PluginContext {
   std::int64_t max_steps = 0;              // run.max_steps: the budget in step-equivalents
   Backend* backend = nullptr;              // set for every kind created after the backend
   torch::Device device = torch::kCPU;      // the backend's device
+  // Data parallelism: this process's rank among world_size. A task reads only its shard
+  // of each global batch (batch_size rows of batch_size * world_size); everything else
+  // is the same on every rank.
+  int rank = 0;
+  int world_size = 1;
 };
 
 // Base of every plugin object. Plugins with state override save/load; the checkpointer
