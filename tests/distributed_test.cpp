@@ -118,6 +118,34 @@ TEST(Distributed, StopAndResumeOnTwoRanksEqualsTheUninterruptedRun) {
   for (std::size_t i = 0; i < x.size(); ++i) EXPECT_TRUE(torch::equal(x[i].second, y[i].second)) << x[i].first;
 }
 
+TEST(Distributed, SigtermStopsEveryRankAtOneStepAndResumeContinuesBitForBit) {
+  TempDir dir;
+  std::string m = dir.write("m.toml", manifest(dir.path() + "/a", "r", 64, 3000));
+  auto args = [](std::vector<std::string> a) {
+    a.insert(a.end(), {"checkpointer.every_steps=1000", "run.eval_every=0", "--nproc", "2", "--no-progress"});
+    return a;
+  };
+  ASSERT_EQ(run_to_end(args({"run", m}), dir.path() + "/a.log", kLimit), 0) << read_file(dir.path() + "/a.log");
+  // The launcher passes SIGTERM on to both ranks; they stop after the same step, rank 0
+  // writes a final checkpoint there, and the resume ends where the uninterrupted run did.
+  const std::string b = "run.runs_dir=\"" + dir.path() + "/b\"";
+  pid_t launcher = spawn(args({"run", m, b}), dir.path() + "/b.log");
+  const std::string metrics = dir.path() + "/b/r/metrics.jsonl";
+  for (int i = 0; i < 3000 && read_file(metrics).find("\"step\":300,") == std::string::npos; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  kill(launcher, SIGTERM);
+  EXPECT_EQ(wait_exit(launcher, kLimit), 128 + SIGTERM) << read_file(dir.path() + "/b.log");
+  const auto stopped = summary_of(dir.path() + "/b/r");
+  EXPECT_EQ(stopped.at("status").as_string(), "interrupted");
+  EXPECT_LT(stopped.at("steps").as_int64(), 3000);
+  ASSERT_EQ(run_to_end({"resume", dir.path() + "/b/r", "--nproc", "2", "--no-progress"}, dir.path() + "/b.log", kLimit),
+            0)
+      << read_file(dir.path() + "/b.log");
+  auto x = final_weights(dir.path() + "/a/r"), y = final_weights(dir.path() + "/b/r");
+  ASSERT_EQ(x.size(), y.size());
+  for (std::size_t i = 0; i < x.size(); ++i) EXPECT_TRUE(torch::equal(x[i].second, y[i].second)) << x[i].first;
+}
+
 TEST(Distributed, AKilledRankEndsTheOtherWithAClearErrorWithinTheTimeout) {
   // Two ranks started by hand, as torchrun would; rank 1 SIGKILLs itself in its 30th batch.
   TempDir dir;
@@ -144,6 +172,7 @@ TEST(Distributed, AKilledRankEndsTheOtherWithAClearErrorWithinTheTimeout) {
   const std::string log0 = read_file(dir.path() + "/r0.log");
   EXPECT_THAT(log0, HasSubstr("rank 0 of 2"));
   EXPECT_THAT(log0, HasSubstr("failed (another rank died, hangs or left the group)"));
+  EXPECT_THAT(log0, HasSubstr("rank 1 (pid " + std::to_string(r1) + ") has exited"));
   // The checkpoints rank 0 wrote before are whole.
   auto w = final_weights(dir.path() + "/k");
   EXPECT_FALSE(w.empty());
@@ -166,6 +195,28 @@ TEST(Distributed, BadSectionAndIncompleteLaunchAreRefusedWithExitTwo) {
   EXPECT_THAT(log, HasSubstr("MASTER_ADDR is not set"));
 }
 
+// torchrun with its arguments for Debian's 1.13 on Python 3.11, in a process group of its own.
+pid_t torchrun(const std::vector<std::string>& args, const std::string& log) {
+  pid_t p = fork();
+  if (p == 0) {
+    setpgid(0, 0);
+    FILE* f = std::fopen(log.c_str(), "a");
+    if (f) {
+      dup2(fileno(f), 1);
+      dup2(fileno(f), 2);
+    }
+    std::vector<std::string> all = {"torchrun", "--standalone", "--nproc_per_node=2", "-r", "1", "-t", "1"};
+    all.insert(all.end(), args.begin(), args.end());
+    std::vector<char*> argv;
+    for (auto& a : all) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    execv("/usr/bin/torchrun", argv.data());
+    _exit(127);
+  }
+  setpgid(p, p);
+  return p;
+}
+
 TEST(Distributed, TorchrunLaunchesTwoRanks) {
   // Debian's torchrun (python3-torch 1.13) on Python 3.11 needs -r 1 -t 1: without them it
   // fails at start ('NoneType' object has no attribute 'get'), as Std.NONE no longer
@@ -173,22 +224,27 @@ TEST(Distributed, TorchrunLaunchesTwoRanks) {
   if (!std::filesystem::exists("/usr/bin/torchrun")) GTEST_SKIP() << "/usr/bin/torchrun is not installed (python3-torch)";
   TempDir dir;
   std::string m = dir.write("m.toml", manifest(dir.path(), "t", 64, 30));
-  pid_t p = fork();
-  if (p == 0) {
-    setpgid(0, 0);
-    FILE* f = std::fopen((dir.path() + "/t.log").c_str(), "a");
-    if (f) {
-      dup2(fileno(f), 1);
-      dup2(fileno(f), 2);
-    }
-    std::string exe = HPT_EXE;
-    execl("/usr/bin/torchrun", "torchrun", "--standalone", "--nproc_per_node=2", "-r", "1", "-t", "1", "--no_python",
-          exe.c_str(), "run", m.c_str(), "--no-progress", static_cast<char*>(nullptr));
-    _exit(127);
-  }
-  setpgid(p, p);
+  pid_t p = torchrun({"--no_python", HPT_EXE, "run", m, "--no-progress"}, dir.path() + "/t.log");
   ASSERT_EQ(wait_exit(p, kLimit), 0) << read_file(dir.path() + "/t.log");
   auto s = summary_of(dir.path() + "/t");
   EXPECT_EQ(s.at("status").as_string(), "completed");
   EXPECT_EQ(s.at("steps").as_int64(), 30);
+}
+
+TEST(Distributed, TorchrunRestartsTheGroupAfterAKilledRankAndTheRunResumes) {
+  if (!std::filesystem::exists("/usr/bin/torchrun")) GTEST_SKIP() << "/usr/bin/torchrun is not installed (python3-torch)";
+  TempDir dir;
+  const std::string m = dir.write(
+      "m.toml", "[run]\nname = \"k\"\nmax_steps = 200\neval_every = 0\nruns_dir = \"" + dir.path() +
+                    "\"\nplugin_dirs = [\"" + HPT_TEST_PLUGIN_DIR + "/engine\"]\n[task]\nplugin = \"counting\"\n"
+                    "kill_at_batch = 30\nkill_rank = 1\nkill_attempt = 0\n[optimizer]\nplugin = \"sgd\"\nlr = 0.05\n"
+                    "[checkpointer]\nplugin = \"torch\"\nevery_steps = 10\n[distributed]\ntimeout = 30\n");
+  pid_t p = torchrun({"--max_restarts=1", "--no_python", HPT_EXE, "run", m, "--no-progress"}, dir.path() + "/t.log");
+  ASSERT_EQ(wait_exit(p, kLimit), 0) << read_file(dir.path() + "/t.log");
+  const std::string log = read_file(dir.path() + "/t.log");
+  EXPECT_THAT(log, HasSubstr("restart 1 of the group: resuming from the latest checkpoint"));
+  EXPECT_THAT(read_file(dir.path() + "/k/hpt.log"), HasSubstr("resumed from"));
+  auto s = summary_of(dir.path() + "/k");
+  EXPECT_EQ(s.at("status").as_string(), "completed");
+  EXPECT_EQ(s.at("steps").as_int64(), 200);
 }

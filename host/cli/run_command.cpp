@@ -74,6 +74,15 @@ int run_manifest(const RunRequest& a, std::ostream& out) {
   options.overwrite = a.overwrite;
   options.progress = a.progress;
   if (launch) {
+    if (launch->restart_count > 0) {
+      // torchrun restarted the group (--max-restarts) after a rank failed: go on from the
+      // latest checkpoint of the run, or start over when there are none to go on from.
+      if (resolved.has(PluginKind::Checkpointer)) resolved.run.resume = true;
+      else options.overwrite = true;
+      std::cerr << "hpt: rank " << launch->rank << ": restart " << launch->restart_count << " of the group: "
+                << (resolved.run.resume ? "resuming from the latest checkpoint" : "starting over (no [checkpointer])")
+                << "\n";
+    }
     options.world = connect_world(*launch, DistributedSettings::from(resolved.distributed));
     if (launch->rank != 0) options.progress = 0;
   }

@@ -1,7 +1,13 @@
 // The Backend's default collectives: a c10d ProcessGroupGloo over the store the host
 // built. (LibTorch 2.x made the Gloo group a c10d::Backend under a ProcessGroup; its
 // allreduce/broadcast/barrier are the same calls.)
+#include <signal.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdlib>
+#include <fstream>
+#include <sstream>
 
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 
@@ -12,8 +18,14 @@ namespace hpt {
 
 PendingCollective::~PendingCollective() = default;
 
+struct Peer {
+  std::string host;
+  long pid = 0;
+};
+
 struct Backend::Group {
   c10::intrusive_ptr<c10d::ProcessGroupGloo> gloo;
+  std::shared_ptr<const std::vector<Peer>> peers;  // every rank's host and process id, exchanged at join
 };
 
 namespace {
@@ -30,11 +42,50 @@ std::shared_ptr<::gloo::transport::Device> gloo_device() {
   return c10d::ProcessGroupGloo::createDefaultDevice();
 }
 
+std::string this_host() {
+  char name[256] = {0};
+  if (gethostname(name, sizeof name - 1) != 0) return "?";
+  return name;
+}
+
+// A process that exists and has not exited (a zombie, not yet reaped, has exited).
+bool process_alive(long pid) {
+  if (::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) return false;
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(stat, line)) return true;  // no procfs: it exists, that is all we know
+  const auto paren = line.rfind(')');
+  return paren == std::string::npos || paren + 2 >= line.size() || line[paren + 2] != 'Z';
+}
+
+// Which ranks are gone, as far as this process can tell: a rank on this host whose
+// process no longer exists has died; ranks on other hosts cannot be checked from here.
+std::string peers_status(const std::vector<Peer>& peers, int self) {
+  const std::string host = this_host();
+  std::vector<std::string> gone;
+  std::vector<int> remote;
+  for (std::size_t r = 0; r < peers.size(); ++r) {
+    if (static_cast<int>(r) == self) continue;
+    if (peers[r].host != host) {
+      remote.push_back(static_cast<int>(r));
+      continue;
+    }
+    if (!process_alive(peers[r].pid))
+      gone.push_back("rank " + std::to_string(r) + " (pid " + std::to_string(peers[r].pid) + ") has exited");
+  }
+  std::ostringstream s;
+  for (std::size_t i = 0; i < gone.size(); ++i) s << (i ? "; " : "") << gone[i];
+  if (gone.empty()) s << "every rank on this host is still running";
+  if (!remote.empty()) s << "; " << remote.size() << " rank(s) on other hosts (from rank " << remote.front() << ") cannot be checked from here";
+  return s.str();
+}
+
 class GlooPending : public PendingCollective {
  public:
   GlooPending(c10::intrusive_ptr<c10d::Work> work, std::vector<torch::Tensor> tensors, std::string what, int rank,
-              int size)
-      : work_(std::move(work)), tensors_(std::move(tensors)), what_(std::move(what)), rank_(rank), size_(size) {}
+              int size, std::shared_ptr<const std::vector<Peer>> peers)
+      : work_(std::move(work)), tensors_(std::move(tensors)), what_(std::move(what)), rank_(rank), size_(size),
+        peers_(std::move(peers)) {}
   void wait() override {
     if (!work_) return;
     try {
@@ -42,7 +93,8 @@ class GlooPending : public PendingCollective {
     } catch (const std::exception& e) {
       work_.reset();
       throw RunError("rank " + std::to_string(rank_) + " of " + std::to_string(size_) + ": " + what_ +
-                     " failed (another rank died, hangs or left the group): " + e.what());
+                     " failed (another rank died, hangs or left the group): " + peers_status(*peers_, rank_) + ". " +
+                     "Gloo said: " + e.what());
     }
     work_.reset();
   }
@@ -52,6 +104,7 @@ class GlooPending : public PendingCollective {
   std::vector<torch::Tensor> tensors_;  // alive until the collective is done
   std::string what_;
   int rank_, size_;
+  std::shared_ptr<const std::vector<Peer>> peers_;
 };
 
 class DoneCollective : public PendingCollective {
@@ -81,6 +134,20 @@ void Backend::join(const World& world) {
     throw RunError("rank " + std::to_string(world.rank) + " of " + std::to_string(world.size) +
                    ": cannot connect the Gloo process group: " + e.what());
   }
+  // Every rank's host and process id, so that a failed collective can say which rank is gone.
+  const std::string me = this_host() + " " + std::to_string(static_cast<long>(::getpid()));
+  world.store->set("peer/" + std::to_string(world.rank), std::vector<std::uint8_t>(me.begin(), me.end()));
+  auto peers = std::make_shared<std::vector<Peer>>();
+  for (int r = 0; r < world.size; ++r) {
+    std::vector<std::uint8_t> v = world.store->get("peer/" + std::to_string(r));
+    std::string text(v.begin(), v.end());
+    const auto space = text.rfind(' ');
+    Peer p;
+    p.host = text.substr(0, space);
+    p.pid = space == std::string::npos ? 0 : std::strtol(text.c_str() + space + 1, nullptr, 10);
+    peers->push_back(p);
+  }
+  group->peers = std::move(peers);
   group_ = std::move(group);
   world_ = world;
 }
@@ -91,7 +158,8 @@ std::unique_ptr<PendingCollective> Backend::all_reduce_async(const std::vector<t
   c10d::AllreduceOptions options;
   options.reduceOp = c10d::ReduceOp::SUM;
   auto work = group_->gloo->allreduce(list, options);
-  return std::make_unique<GlooPending>(std::move(work), std::move(list), "all-reduce", world_.rank, world_.size);
+  return std::make_unique<GlooPending>(std::move(work), std::move(list), "all-reduce", world_.rank, world_.size,
+                                       group_->peers);
 }
 
 void Backend::broadcast(const std::vector<torch::Tensor>& tensors, int root) {
@@ -100,13 +168,13 @@ void Backend::broadcast(const std::vector<torch::Tensor>& tensors, int root) {
     std::vector<torch::Tensor> one{t};
     c10d::BroadcastOptions options;
     options.rootRank = root;
-    GlooPending(group_->gloo->broadcast(one, options), one, "broadcast", world_.rank, world_.size).wait();
+    GlooPending(group_->gloo->broadcast(one, options), one, "broadcast", world_.rank, world_.size, group_->peers).wait();
   }
 }
 
 void Backend::barrier() {
   if (!group_) return;
-  GlooPending(group_->gloo->barrier(), {}, "barrier", world_.rank, world_.size).wait();
+  GlooPending(group_->gloo->barrier(), {}, "barrier", world_.rank, world_.size, group_->peers).wait();
 }
 
 }  // namespace hpt

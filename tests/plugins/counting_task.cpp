@@ -7,6 +7,7 @@
 // (a loss without gradient, as the engine measures inside a predicted phase) of the
 // process; and it can carry hidden layers, so that its checkpoints take a while to write.
 #include <csignal>
+#include <cstdlib>
 
 #include "hpt/hpt.hpp"
 #include "hpt/torch_compat.hpp"
@@ -21,7 +22,10 @@ class CountingTask : public hpt::Task {
             hpt::option_int("kill_at_batch", 0, "SIGKILL itself in this process's N-th next_batch (0: never)", 0),
             hpt::option_int("kill_in_evaluation", 0, "SIGKILL itself in this process's N-th evaluate (0: never)", 0),
             hpt::option_int("kill_in_probe", 0, "SIGKILL itself in this process's N-th probe (0: never)", 0),
-            hpt::option_int("kill_rank", -1, "only the rank of this number kills itself (-1: every rank)", -1)};
+            hpt::option_int("kill_rank", -1, "only the rank of this number kills itself (-1: every rank)", -1),
+            hpt::option_int("kill_attempt", -1,
+                            "only in this attempt of a torchrun group (TORCHELASTIC_RESTART_COUNT, unset: 0; -1: any)",
+                            -1)};
   }
 
   CountingTask(const hpt::PluginContext& context, const hpt::Options& options)
@@ -30,7 +34,11 @@ class CountingTask : public hpt::Task {
         kill_in_evaluation_(options.get_int("kill_in_evaluation")),
         kill_in_probe_(options.get_int("kill_in_probe")) {
     const std::int64_t kill_rank = options.get_int("kill_rank");
-    if (kill_rank >= 0 && kill_rank != context.rank) kill_at_batch_ = kill_in_evaluation_ = kill_in_probe_ = 0;
+    const std::int64_t kill_attempt = options.get_int("kill_attempt");
+    const char* restarts = std::getenv("TORCHELASTIC_RESTART_COUNT");
+    const std::int64_t attempt = restarts ? std::atoll(restarts) : 0;
+    if ((kill_rank >= 0 && kill_rank != context.rank) || (kill_attempt >= 0 && kill_attempt != attempt))
+      kill_at_batch_ = kill_in_evaluation_ = kill_in_probe_ = 0;
     auto gen = hpt::make_cpu_generator(context.seed);
     inputs_ = torch::randn({256, 4}, gen);
     targets_ = inputs_.matmul(torch::tensor({{1.0f}, {-2.0f}, {0.5f}, {3.0f}})) + 0.7f;
