@@ -284,7 +284,12 @@ double Engine::train_on_next_batch(StepRecord& record) {
     if (scaler_) scaler_->scale_loss(loss).backward();
     else loss.backward();
     ++backward;
-    if (grad_sync_) grad_sync_->finish();  // every rank's .grad: the mean over the ranks
+    if (grad_sync_) {
+      const double waited = grad_sync_->wait_seconds();
+      grad_sync_->finish();  // every rank's .grad: the mean over the ranks
+      summary_.allreduce_bytes += grad_sync_->bytes_per_step();
+      summary_.allreduce_wait_seconds += grad_sync_->wait_seconds() - waited;
+    }
     return loss.detach();
   };
   if (scaler_) {

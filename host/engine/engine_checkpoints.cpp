@@ -60,6 +60,8 @@ void Engine::visit_counters(Self& self, Visit&& visit) {
   visit("evals_without_improvement", self.evals_without_improvement_);
   visit("lr_cut_since_last_good", self.lr_cut_since_last_good_);
   visit("s_skipped_steps", self.summary_.skipped_steps);
+  visit("s_allreduce_bytes", self.summary_.allreduce_bytes);
+  visit("s_allreduce_wait_seconds", self.summary_.allreduce_wait_seconds);
 }
 
 std::vector<Engine::StateFile> Engine::make_state_files() {

@@ -1,5 +1,7 @@
 #include "engine/gradient_sync.hpp"
 
+#include <chrono>
+
 #include "hpt/error.hpp"
 
 namespace hpt::host {
@@ -96,7 +98,9 @@ void GradientSync::finish() {
   }
   const double inverse = 1.0 / static_cast<double>(backend_.world().size);
   for (auto& b : buckets_) {
+    const auto t0 = std::chrono::steady_clock::now();
     b.pending->wait();
+    wait_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     b.pending.reset();
     b.buffer.mul_(inverse);
     for (std::size_t i : b.parameters) {

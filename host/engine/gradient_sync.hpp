@@ -25,6 +25,9 @@ class GradientSync {
   void finish();  // after it: every bucket reduced, averaged, written to .grad
 
   std::size_t buckets() const { return buckets_.size(); }
+  // Seconds finish() has spent waiting for all-reduces so far: the communication the
+  // backward pass did not hide.
+  double wait_seconds() const { return wait_seconds_; }
   std::int64_t bytes_per_step() const;  // gradient bytes each rank sends into the all-reduce
 
  private:
@@ -47,6 +50,7 @@ class GradientSync {
   std::vector<Slot> slots_;
   std::vector<Bucket> buckets_;
   std::vector<unsigned> hooks_;
+  double wait_seconds_ = 0.0;
 };
 
 }  // namespace hpt::host

@@ -21,6 +21,8 @@ boost::json::object RunSummary::to_json() const {
   o["backward_passes"] = backward_passes;
   o["skipped_steps"] = skipped_steps;
   o["world_size"] = world_size;
+  o["allreduce_bytes"] = allreduce_bytes;
+  o["allreduce_wait_seconds"] = allreduce_wait_seconds;
   o["train_seconds"] = train_seconds;
   o["eval_seconds"] = eval_seconds;
   o["checkpoint_seconds"] = checkpoint_seconds;

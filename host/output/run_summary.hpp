@@ -37,6 +37,8 @@ struct RunSummary {
   Metrics final_metrics;             // the last evaluation
   std::int64_t evaluations = 0;
   int world_size = 1;                // ranks of a data-parallel run
+  std::int64_t allreduce_bytes = 0;  // gradient bytes each rank sent into all-reduces (real steps only)
+  double allreduce_wait_seconds = 0; // of the training time: waiting for gradient all-reduces after backward
   MemoryUse memory;                  // device memory at the last evaluation (-1: the backend cannot tell)
 
   boost::json::object to_json() const;

@@ -52,6 +52,9 @@
 
 #include "hpt/hpt.hpp"
 #include "hpt/kernels.h"
+#ifdef HPT_WITH_NCCL
+#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
+#endif
 
 #if !HPT_TORCH_CUDA
 #error "backend_cuda needs the headers of a CUDA build of LibTorch (see plugins/backend_cuda/CMakeLists.txt)"
@@ -140,6 +143,36 @@ c10::DeviceIndex open_device(const hpt::Options& options, bool deterministic, st
   c10::cuda::set_device(device);
   return device;
 }
+
+#ifdef HPT_WITH_NCCL
+// An NCCL collective in flight. wait() makes this thread's current stream wait for it and
+// the host wait for the stream, so that it means "done" as hpt::PendingCollective says.
+class NcclPending : public hpt::PendingCollective {
+ public:
+  NcclPending(c10::intrusive_ptr<c10d::Work> work, std::vector<torch::Tensor> tensors, std::string what,
+              const hpt::World& world)
+      : work_(std::move(work)), tensors_(std::move(tensors)), what_(std::move(what)), rank_(world.rank),
+        size_(world.size) {}
+  void wait() override {
+    if (!work_) return;
+    try {
+      work_->wait();
+      c10::cuda::getCurrentCUDAStream().synchronize();
+    } catch (const std::exception& e) {
+      work_.reset();
+      throw hpt::RunError("rank " + std::to_string(rank_) + " of " + std::to_string(size_) + ": NCCL " + what_ +
+                          " failed (another rank died, hangs or left the group): " + e.what());
+    }
+    work_.reset();
+  }
+
+ private:
+  c10::intrusive_ptr<c10d::Work> work_;
+  std::vector<torch::Tensor> tensors_;
+  std::string what_;
+  int rank_, size_;
+};
+#endif
 
 class CudaBackend : public hpt::Backend {
  public:
@@ -374,6 +407,64 @@ class CudaBackend : public hpt::Backend {
     copy_all(batch);
   }
 
+  // Data parallelism: NCCL for kind "nccl" and "auto" where this LibTorch has it
+  // (HPT_WITH_NCCL, set by CMakeLists.txt), else the SDK's Gloo group.
+  void join(const hpt::World& world) override {
+    if (world.size <= 1 || world.kind == "gloo") return hpt::Backend::join(world);
+#ifdef HPT_WITH_NCCL
+    auto options = c10d::ProcessGroupNCCL::Options::create();
+    options->timeout = world.timeout;
+    try {
+      nccl_ = c10::make_intrusive<c10d::ProcessGroupNCCL>(world.store, world.rank, world.size, options);
+    } catch (const std::exception& e) {
+      throw hpt::RunError("rank " + std::to_string(world.rank) + " of " + std::to_string(world.size) +
+                          ": cannot start the NCCL process group: " + e.what());
+    }
+    world_ = world;
+    if (logger_) logger_->info("cuda backend: rank {} of {} on NCCL", world.rank, world.size);
+#else
+    if (world.kind == "nccl")
+      throw hpt::BadInput("[distributed] backend = \"nccl\": this build of the cuda backend has no NCCL "
+                          "(HPT_WITH_NCCL was not set); use \"gloo\" or \"auto\"");
+    hpt::Backend::join(world);
+#endif
+  }
+
+  std::unique_ptr<hpt::PendingCollective> all_reduce_async(const std::vector<torch::Tensor>& tensors) override {
+#ifdef HPT_WITH_NCCL
+    if (nccl_ && !tensors.empty()) {
+      std::vector<torch::Tensor> list = tensors;
+      return std::make_unique<NcclPending>(nccl_->allreduce(list), std::move(list), "all-reduce", world_);
+    }
+#endif
+    return hpt::Backend::all_reduce_async(tensors);
+  }
+
+  void broadcast(const std::vector<torch::Tensor>& tensors, int root) override {
+#ifdef HPT_WITH_NCCL
+    if (nccl_) {
+      for (const auto& t : tensors) {
+        std::vector<torch::Tensor> one{t};
+        c10d::BroadcastOptions options;
+        options.rootRank = root;
+        NcclPending(nccl_->broadcast(one, options), one, "broadcast", world_).wait();
+      }
+      return;
+    }
+#endif
+    hpt::Backend::broadcast(tensors, root);
+  }
+
+  void barrier() override {
+#ifdef HPT_WITH_NCCL
+    if (nccl_) {
+      NcclPending(nccl_->barrier(), {}, "barrier", world_).wait();
+      return;
+    }
+#endif
+    hpt::Backend::barrier();
+  }
+
   hpt::MemoryUse memory_use() const override {
     hpt::MemoryUse use;
     const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(index_);
@@ -521,6 +612,9 @@ class CudaBackend : public hpt::Backend {
   std::size_t workspace_bytes_ = 0;
   std::int64_t total_bytes_ = -1;
   std::string name_;
+#ifdef HPT_WITH_NCCL
+  c10::intrusive_ptr<c10d::ProcessGroupNCCL> nccl_;
+#endif
   bool warned_thread_ = false;
 };
 
