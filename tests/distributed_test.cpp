@@ -8,6 +8,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+
 #include "checkpoint/checkpoint_tools.hpp"
 #include "test_support.hpp"
 
@@ -67,6 +69,9 @@ TEST(Distributed, TwoRanksOfBatch64EqualOneRankOfBatch128) {
     EXPECT_TRUE(torch::allclose(a[i].second, b[i].second, 1e-4, 1e-5))
         << a[i].first << ": max difference " << (a[i].second - b[i].second).abs().max().item<double>();
   EXPECT_EQ(summary_of(dir.path() + "/two").at("steps").as_int64(), 50);
+  EXPECT_EQ(summary_of(dir.path() + "/two").at("world_size").as_int64(), 2);
+  EXPECT_THAT(read_file(dir.path() + "/two/config.resolved.toml"),
+              HasSubstr("# Data parallel: 2 ranks. task.batch_size is per rank: the global batch is 64 x 2 = 128."));
   // One summary, one line per step: rank 0 alone writes.
   const std::string log = read_file(dir.path() + "/two.log");
   EXPECT_EQ(log.find("run two:"), log.rfind("run two:"));
@@ -177,6 +182,61 @@ TEST(Distributed, AKilledRankEndsTheOtherWithAClearErrorWithinTheTimeout) {
   auto w = final_weights(dir.path() + "/k");
   EXPECT_FALSE(w.empty());
   EXPECT_THAT(read_file(dir.path() + "/k/summary.json"), HasSubstr("\"status\":\"failed\""));
+}
+
+TEST(Distributed, AHungRankMakesTheOtherFailWithinTheTimeoutNamingIt) {
+  // Rank 1 is stopped (SIGSTOP) mid-run: rank 0 waits for it no longer than
+  // [distributed] timeout, then fails saying which rank is stopped.
+  TempDir dir;
+  const std::string m = dir.write("m.toml", manifest(dir.path(), "hang", 64, 100000) + "[distributed]\ntimeout = 5\n");
+  const std::string port = std::to_string(31500 + (getpid() % 2000));
+  auto env = [&](int rank) {
+    return std::vector<std::pair<std::string, std::string>>{
+        {"RANK", std::to_string(rank)}, {"LOCAL_RANK", std::to_string(rank)}, {"WORLD_SIZE", "2"},
+        {"LOCAL_WORLD_SIZE", "2"},      {"MASTER_ADDR", "127.0.0.1"},          {"MASTER_PORT", port}};
+  };
+  pid_t r0 = spawn({"run", m, "--no-progress"}, dir.path() + "/r0.log", RLIM_INFINITY, env(0));
+  pid_t r1 = spawn({"run", m, "--no-progress"}, dir.path() + "/r1.log", RLIM_INFINITY, env(1));
+  const std::string metrics = dir.path() + "/hang/metrics.jsonl";
+  for (int i = 0; i < 3000 && read_file(metrics).find("\"step\":200,") == std::string::npos; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  kill(r1, SIGSTOP);
+  const auto stopped_at = std::chrono::steady_clock::now();
+  const int code0 = wait_exit(r0, kLimit);
+  const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - stopped_at).count();
+  kill(-r1, SIGKILL);
+  wait_exit(r1, kLimit);
+  EXPECT_EQ(code0, 1);
+  EXPECT_GE(waited, 4.0);
+  EXPECT_LT(waited, 60.0);
+  EXPECT_THAT(read_file(dir.path() + "/r0.log"), HasSubstr("rank 1 (pid " + std::to_string(r1) + ") is stopped"));
+}
+
+TEST(Distributed, RanksUseTheAgentStoreWhenTorchrunSaysSo) {
+  // This test plays torchrun's agent: it hosts the TCPStore, and the ranks, told
+  // TORCHELASTIC_USE_AGENT_STORE=True, meet in it under the attempt's prefix.
+  TempDir dir;
+  c10d::TCPStoreOptions options;
+  options.port = 0;  // any free port
+  options.isServer = true;
+  options.waitWorkers = false;
+  c10d::TCPStore agent("127.0.0.1", options);
+  const std::string port = std::to_string(agent.getPort());
+  const std::string m = dir.write("m.toml", manifest(dir.path(), "agent", 64, 20));
+  auto env = [&](int rank) {
+    return std::vector<std::pair<std::string, std::string>>{
+        {"RANK", std::to_string(rank)}, {"LOCAL_RANK", std::to_string(rank)},     {"WORLD_SIZE", "2"},
+        {"LOCAL_WORLD_SIZE", "2"},      {"MASTER_ADDR", "127.0.0.1"},             {"MASTER_PORT", port},
+        {"TORCHELASTIC_USE_AGENT_STORE", "True"}, {"TORCHELASTIC_RESTART_COUNT", "3"}};
+  };
+  pid_t r0 = spawn({"run", m, "--no-progress"}, dir.path() + "/r0.log", RLIM_INFINITY, env(0));
+  pid_t r1 = spawn({"run", m, "--no-progress"}, dir.path() + "/r1.log", RLIM_INFINITY, env(1));
+  EXPECT_EQ(wait_exit(r0, kLimit), 0) << read_file(dir.path() + "/r0.log");
+  EXPECT_EQ(wait_exit(r1, kLimit), 0) << read_file(dir.path() + "/r1.log");
+  EXPECT_TRUE(agent.check({"/worker/attempt_3/hpt/peer/0", "/worker/attempt_3/hpt/peer/1"}));
+  // A restart count above 0 means torchrun restarted the group: the run resumes.
+  EXPECT_THAT(read_file(dir.path() + "/r0.log"), HasSubstr("restart 3 of the group: resuming from the latest checkpoint"));
+  EXPECT_EQ(summary_of(dir.path() + "/agent").at("steps").as_int64(), 20);
 }
 
 TEST(Distributed, BadSectionAndIncompleteLaunchAreRefusedWithExitTwo) {

@@ -46,7 +46,18 @@ Engine::Engine(ResolvedManifest manifest, PluginLoader& loader, EngineOptions op
   const bool quiet_rank = options_.world.rank > 0 && (run.log_level == "info" || run.log_level == "debug");
   logger_ = make_run_logger(dir_ ? dir_->path() : "", quiet_rank ? "warn" : run.log_level);
   if (dir_) {
-    dir_->write_file("config.resolved.toml", manifest_.to_toml());
+    std::string resolved = manifest_.to_toml();
+    if (options_.world.size > 1) {
+      const Options& task = manifest_.at(PluginKind::Task).options;
+      const std::string ranks = std::to_string(options_.world.size);
+      resolved += "\n# Data parallel: " + ranks + " ranks. task.batch_size is per rank" +
+                  (task.has("batch_size") ? ": the global batch is " + std::to_string(task.get_int("batch_size")) +
+                                                " x " + ranks + " = " +
+                                                std::to_string(task.get_int("batch_size") * options_.world.size)
+                                          : std::string()) +
+                  ".\n";
+    }
+    dir_->write_file("config.resolved.toml", resolved);
     metrics_ = MetricsLog(dir_->file("metrics.jsonl"), run.log_every);
   }
 

@@ -48,14 +48,19 @@ std::string this_host() {
   return name;
 }
 
-// A process that exists and has not exited (a zombie, not yet reaped, has exited).
-bool process_alive(long pid) {
-  if (::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) return false;
+// What became of a process: "exited" (gone, or a zombie not yet reaped), "stopped"
+// (SIGSTOP, a debugger), or "" while it runs (or when there is no procfs to ask).
+std::string process_state(long pid) {
+  if (::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) return "exited";
   std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
   std::string line;
-  if (!std::getline(stat, line)) return true;  // no procfs: it exists, that is all we know
+  if (!std::getline(stat, line)) return "";
   const auto paren = line.rfind(')');
-  return paren == std::string::npos || paren + 2 >= line.size() || line[paren + 2] != 'Z';
+  if (paren == std::string::npos || paren + 2 >= line.size()) return "";
+  const char state = line[paren + 2];
+  if (state == 'Z' || state == 'X') return "exited";
+  if (state == 'T' || state == 't') return "stopped";
+  return "";
 }
 
 // Which ranks are gone, as far as this process can tell: a rank on this host whose
@@ -70,12 +75,15 @@ std::string peers_status(const std::vector<Peer>& peers, int self) {
       remote.push_back(static_cast<int>(r));
       continue;
     }
-    if (!process_alive(peers[r].pid))
+    const std::string state = process_state(peers[r].pid);
+    if (state == "exited")
       gone.push_back("rank " + std::to_string(r) + " (pid " + std::to_string(peers[r].pid) + ") has exited");
+    else if (state == "stopped")
+      gone.push_back("rank " + std::to_string(r) + " (pid " + std::to_string(peers[r].pid) + ") is stopped");
   }
   std::ostringstream s;
   for (std::size_t i = 0; i < gone.size(); ++i) s << (i ? "; " : "") << gone[i];
-  if (gone.empty()) s << "every rank on this host is still running";
+  if (gone.empty()) s << "every other rank on this host is still running (one may hang)";
   if (!remote.empty()) s << "; " << remote.size() << " rank(s) on other hosts (from rank " << remote.front() << ") cannot be checked from here";
   return s.str();
 }
