@@ -45,6 +45,12 @@ const std::vector<std::string> kHybrid = {
     "phase.plugin=\"adaptive\"",  "phase.warmup_steps=10",        "phase.confidence_threshold=0.0",
     "phase.min_horizon=2",          "phase.initial_horizon=4"};
 
+// What torchrun gives rank `rank` of two on this machine, the store at `port`.
+std::vector<std::pair<std::string, std::string>> rank_environment(int rank, const std::string& port) {
+  return {{"RANK", std::to_string(rank)}, {"LOCAL_RANK", std::to_string(rank)}, {"WORLD_SIZE", "2"},
+          {"LOCAL_WORLD_SIZE", "2"},      {"MASTER_ADDR", "127.0.0.1"},          {"MASTER_PORT", port}};
+}
+
 std::vector<std::string> with(std::vector<std::string> a, const std::vector<std::string>& more) {
   a.insert(a.end(), more.begin(), more.end());
   return a;
@@ -160,11 +166,7 @@ TEST(Distributed, AKilledRankEndsTheOtherWithAClearErrorWithinTheTimeout) {
                     "kill_at_batch = 30\nkill_rank = 1\n[optimizer]\nplugin = \"sgd\"\nlr = 0.05\n"
                     "[checkpointer]\nplugin = \"torch\"\nevery_steps = 10\n[distributed]\ntimeout = 20\n");
   const std::string port = std::to_string(29500 + (getpid() % 2000));
-  auto env = [&](int rank) {
-    return std::vector<std::pair<std::string, std::string>>{
-        {"RANK", std::to_string(rank)}, {"LOCAL_RANK", std::to_string(rank)}, {"WORLD_SIZE", "2"},
-        {"LOCAL_WORLD_SIZE", "2"},      {"MASTER_ADDR", "127.0.0.1"},          {"MASTER_PORT", port}};
-  };
+  auto env = [&](int rank) { return rank_environment(rank, port); };
   const auto start = std::chrono::steady_clock::now();
   pid_t r0 = spawn({"run", m, "--no-progress"}, dir.path() + "/r0.log", RLIM_INFINITY, env(0));
   pid_t r1 = spawn({"run", m, "--no-progress"}, dir.path() + "/r1.log", RLIM_INFINITY, env(1));
@@ -190,11 +192,7 @@ TEST(Distributed, AHungRankMakesTheOtherFailWithinTheTimeoutNamingIt) {
   TempDir dir;
   const std::string m = dir.write("m.toml", manifest(dir.path(), "hang", 64, 100000) + "[distributed]\ntimeout = 5\n");
   const std::string port = std::to_string(31500 + (getpid() % 2000));
-  auto env = [&](int rank) {
-    return std::vector<std::pair<std::string, std::string>>{
-        {"RANK", std::to_string(rank)}, {"LOCAL_RANK", std::to_string(rank)}, {"WORLD_SIZE", "2"},
-        {"LOCAL_WORLD_SIZE", "2"},      {"MASTER_ADDR", "127.0.0.1"},          {"MASTER_PORT", port}};
-  };
+  auto env = [&](int rank) { return rank_environment(rank, port); };
   pid_t r0 = spawn({"run", m, "--no-progress"}, dir.path() + "/r0.log", RLIM_INFINITY, env(0));
   pid_t r1 = spawn({"run", m, "--no-progress"}, dir.path() + "/r1.log", RLIM_INFINITY, env(1));
   const std::string metrics = dir.path() + "/hang/metrics.jsonl";
@@ -224,10 +222,9 @@ TEST(Distributed, RanksUseTheAgentStoreWhenTorchrunSaysSo) {
   const std::string port = std::to_string(agent.getPort());
   const std::string m = dir.write("m.toml", manifest(dir.path(), "agent", 64, 20));
   auto env = [&](int rank) {
-    return std::vector<std::pair<std::string, std::string>>{
-        {"RANK", std::to_string(rank)}, {"LOCAL_RANK", std::to_string(rank)},     {"WORLD_SIZE", "2"},
-        {"LOCAL_WORLD_SIZE", "2"},      {"MASTER_ADDR", "127.0.0.1"},             {"MASTER_PORT", port},
-        {"TORCHELASTIC_USE_AGENT_STORE", "True"}, {"TORCHELASTIC_RESTART_COUNT", "3"}};
+    auto e = rank_environment(rank, port);
+    e.insert(e.end(), {{"TORCHELASTIC_USE_AGENT_STORE", "True"}, {"TORCHELASTIC_RESTART_COUNT", "3"}});
+    return e;
   };
   pid_t r0 = spawn({"run", m, "--no-progress"}, dir.path() + "/r0.log", RLIM_INFINITY, env(0));
   pid_t r1 = spawn({"run", m, "--no-progress"}, dir.path() + "/r1.log", RLIM_INFINITY, env(1));

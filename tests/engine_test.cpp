@@ -58,23 +58,12 @@ plugin = "none"
 tolerance = 1000.0
 )";
 
-struct Built {
-  std::unique_ptr<PluginLoader> loader;
-  std::unique_ptr<Engine> engine;
-};
+using Built = hpt::test::BuiltEngine;
 
 Built build(const std::string& text, const std::vector<std::string>& overrides, const std::string& runs_dir = "") {
   std::vector<std::string> all = overrides;
   all.push_back("run.plugin_dirs=[\"" + engine_plugins_dir() + "\"]");
-  if (!runs_dir.empty()) all.push_back("run.runs_dir=\"" + runs_dir + "\"");
-  Manifest m = Manifest::parse(text, "test.toml", all);
-  Built b;
-  b.loader = std::make_unique<PluginLoader>(PluginLoader::default_dirs(hpt::host::plugin_dirs_of(m)));
-  EngineOptions options;
-  options.write_run_dir = !runs_dir.empty();
-  options.progress = 0;
-  b.engine = std::make_unique<Engine>(hpt::host::resolve(m, *b.loader), *b.loader, options);
-  return b;
+  return hpt::test::build_engine(text, all, runs_dir);
 }
 
 std::vector<boost::json::object> read_jsonl(const std::string& path) {

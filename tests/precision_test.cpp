@@ -16,12 +16,8 @@
 #include "plugins/plugin_loader.hpp"
 #include "test_support.hpp"
 
-using hpt::host::Engine;
-using hpt::host::EngineOptions;
 using hpt::host::LossScaler;
 using hpt::host::LossScalerSettings;
-using hpt::host::Manifest;
-using hpt::host::PluginLoader;
 using hpt::test::read_file;
 using hpt::test::TempDir;
 using ::testing::HasSubstr;
@@ -62,22 +58,10 @@ plugin = "adam"
 lr = 0.01
 )";
 
-struct Built {
-  std::unique_ptr<PluginLoader> loader;
-  std::unique_ptr<Engine> engine;
-};
+using Built = hpt::test::BuiltEngine;
 
 Built build(const std::string& text, const std::vector<std::string>& overrides, const std::string& runs_dir = "") {
-  std::vector<std::string> all = overrides;
-  if (!runs_dir.empty()) all.push_back("run.runs_dir=\"" + runs_dir + "\"");
-  Manifest m = Manifest::parse(text, "test.toml", all);
-  Built b;
-  b.loader = std::make_unique<PluginLoader>(PluginLoader::default_dirs(hpt::host::plugin_dirs_of(m)));
-  EngineOptions options;
-  options.write_run_dir = !runs_dir.empty();
-  options.progress = 0;
-  b.engine = std::make_unique<Engine>(hpt::host::resolve(m, *b.loader), *b.loader, options);
-  return b;
+  return hpt::test::build_engine(text, overrides, runs_dir);
 }
 
 std::string build_error(const std::string& text, const std::vector<std::string>& overrides) {

@@ -20,6 +20,7 @@
 #include <gtest/gtest.h>
 
 #include "cli/cli.hpp"
+#include "engine/engine.hpp"
 #include "plugins/plugin_loader.hpp"
 
 namespace hpt::test {
@@ -148,6 +149,27 @@ inline int wait_exit(pid_t pid, int timeout_seconds = 600) {
 
 inline int run_to_end(const std::vector<std::string>& args, const std::string& log, int timeout_seconds = 600) {
   return wait_exit(spawn(args, log), timeout_seconds);
+}
+
+// An engine over a manifest given as text ("test.toml"), with `overrides`; a run directory
+// under `runs_dir` when one is given, none otherwise; no progress bar.
+struct BuiltEngine {
+  std::unique_ptr<host::PluginLoader> loader;
+  std::unique_ptr<host::Engine> engine;
+};
+
+inline BuiltEngine build_engine(const std::string& text, const std::vector<std::string>& overrides,
+                                const std::string& runs_dir = "") {
+  std::vector<std::string> all = overrides;
+  if (!runs_dir.empty()) all.push_back("run.runs_dir=\"" + runs_dir + "\"");
+  host::Manifest m = host::Manifest::parse(text, "test.toml", all);
+  BuiltEngine b;
+  b.loader = std::make_unique<host::PluginLoader>(host::PluginLoader::default_dirs(host::plugin_dirs_of(m)));
+  host::EngineOptions options;
+  options.write_run_dir = !runs_dir.empty();
+  options.progress = 0;
+  b.engine = std::make_unique<host::Engine>(host::resolve(m, *b.loader), *b.loader, options);
+  return b;
 }
 
 }  // namespace hpt::test

@@ -45,13 +45,8 @@ extern "C" cudaError_t hpt_fused_copy(int n_tensors, void* const* dst, const voi
     entries[i].in0 = src[i];
     entries[i].numel = bytes[i];
   }
-  const int64_t chunks = assign_chunks(entries, kCopyChunkBytes);
-  if (chunks == 0) return cudaSuccess;
-  int blocks = 0;
-  cudaError_t err = grid_blocks(chunks, &blocks);
-  if (err != cudaSuccess) return err;
-  DeviceTable table{};
-  err = upload_table(workspace, entries, false, nullptr, 0, 0, stream, &table);
-  if (err != cudaSuccess) return err;
-  return launch(copy_kernel, blocks, stream, TableView{table.entries, n_tensors, chunks, table.next_chunk});
+  LaunchPlan plan;
+  const cudaError_t err = plan_launch(entries, kCopyChunkBytes, workspace, stream, &plan);
+  if (err != cudaSuccess || plan.chunks == 0) return err;
+  return launch(copy_kernel, plan.blocks, stream, plan.view(n_tensors));
 }

@@ -142,6 +142,15 @@ cudaError_t grid_blocks(int64_t chunks, int* blocks) {
   return cudaSuccess;
 }
 
+cudaError_t plan_launch(std::vector<TensorEntry>& entries, int64_t chunk_size, void* workspace, cudaStream_t stream,
+                        LaunchPlan* plan) {
+  plan->chunks = assign_chunks(entries, chunk_size);
+  if (plan->chunks == 0) return cudaSuccess;
+  cudaError_t err = grid_blocks(plan->chunks, &plan->blocks);
+  if (err != cudaSuccess) return err;
+  return upload_table(workspace, entries, false, nullptr, 0, 0, stream, &plan->table);
+}
+
 }  // namespace hpt::kernels::detail
 
 extern "C" size_t hpt_kernels_workspace_bytes(int n_tensors, const int64_t* numels, int n_groups) {

@@ -100,6 +100,18 @@ cudaError_t upload_table(void* workspace, const std::vector<TensorEntry>& entrie
 // The SM count is queried once per device.
 cudaError_t grid_blocks(int64_t chunks, int* blocks);
 
+// What every elementwise kernel does before its launch: the chunks of `entries`, the grid
+// over them, and their table uploaded into `workspace`. plan->chunks == 0: nothing to do
+// (nothing was uploaded).
+struct LaunchPlan {
+  int64_t chunks = 0;
+  int blocks = 0;
+  DeviceTable table{};
+  TableView view(int n_tensors) const { return {table.entries, n_tensors, chunks, table.next_chunk}; }
+};
+cudaError_t plan_launch(std::vector<TensorEntry>& entries, int64_t chunk_size, void* workspace, cudaStream_t stream,
+                        LaunchPlan* plan);
+
 // One launch of kernel(arg) with kBlockThreads threads per block; returns its launch error.
 template <class Arg>
 cudaError_t launch(void (*kernel)(Arg), int blocks, cudaStream_t stream, Arg arg) {

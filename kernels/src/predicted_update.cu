@@ -62,22 +62,17 @@ extern "C" cudaError_t hpt_fused_predicted_update(int n_tensors, void* const* pa
     e.numel = numels[i];
     e.scale = group_scales[groups != nullptr ? groups[i] : 0];
   }
-  const int64_t chunks = assign_chunks(entries, kChunkElems);
-  if (chunks == 0) return cudaSuccess;
-  int blocks = 0;
-  cudaError_t err = grid_blocks(chunks, &blocks);
-  if (err != cudaSuccess) return err;
-  DeviceTable table{};
-  err = upload_table(workspace, entries, false, nullptr, 0, 0, stream, &table);
-  if (err != cudaSuccess) return err;
-  const TableView view{table.entries, n_tensors, chunks, table.next_chunk};
+  LaunchPlan plan;
+  const cudaError_t err = plan_launch(entries, kChunkElems, workspace, stream, &plan);
+  if (err != cudaSuccess || plan.chunks == 0) return err;
+  const TableView view = plan.view(n_tensors);
   switch (param_dtype) {
     case HPT_FLOAT32:
-      return launch(predicted_update_kernel<float>, blocks, stream, view);
+      return launch(predicted_update_kernel<float>, plan.blocks, stream, view);
     case HPT_BFLOAT16:
-      return launch(predicted_update_kernel<__nv_bfloat16>, blocks, stream, view);
+      return launch(predicted_update_kernel<__nv_bfloat16>, plan.blocks, stream, view);
     case HPT_FLOAT16:
-      return launch(predicted_update_kernel<__half>, blocks, stream, view);
+      return launch(predicted_update_kernel<__half>, plan.blocks, stream, view);
   }
   return cudaErrorInvalidValue;
 }

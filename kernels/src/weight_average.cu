@@ -60,22 +60,17 @@ extern "C" cudaError_t hpt_fused_weight_average(int n_tensors, float* const* ave
     entries[i].in0 = params[i];
     entries[i].numel = numels[i];
   }
-  const int64_t chunks = assign_chunks(entries, kChunkElems);
-  if (chunks == 0) return cudaSuccess;
-  int blocks = 0;
-  cudaError_t err = grid_blocks(chunks, &blocks);
-  if (err != cudaSuccess) return err;
-  DeviceTable table{};
-  err = upload_table(workspace, entries, false, nullptr, 0, 0, stream, &table);
-  if (err != cudaSuccess) return err;
-  const AverageArgs args{{table.entries, n_tensors, chunks, table.next_chunk}, decay, 1.0f - decay};
+  LaunchPlan plan;
+  const cudaError_t err = plan_launch(entries, kChunkElems, workspace, stream, &plan);
+  if (err != cudaSuccess || plan.chunks == 0) return err;
+  const AverageArgs args{plan.view(n_tensors), decay, 1.0f - decay};
   switch (param_dtype) {
     case HPT_FLOAT32:
-      return launch(weight_average_kernel<float>, blocks, stream, args);
+      return launch(weight_average_kernel<float>, plan.blocks, stream, args);
     case HPT_BFLOAT16:
-      return launch(weight_average_kernel<__nv_bfloat16>, blocks, stream, args);
+      return launch(weight_average_kernel<__nv_bfloat16>, plan.blocks, stream, args);
     case HPT_FLOAT16:
-      return launch(weight_average_kernel<__half>, blocks, stream, args);
+      return launch(weight_average_kernel<__half>, plan.blocks, stream, args);
   }
   return cudaErrorInvalidValue;
 }
