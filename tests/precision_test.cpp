@@ -18,6 +18,7 @@
 
 using hpt::host::LossScaler;
 using hpt::host::LossScalerSettings;
+using hpt::test::build_engine;
 using hpt::test::read_file;
 using hpt::test::TempDir;
 using ::testing::HasSubstr;
@@ -58,15 +59,9 @@ plugin = "adam"
 lr = 0.01
 )";
 
-using Built = hpt::test::BuiltEngine;
-
-Built build(const std::string& text, const std::vector<std::string>& overrides, const std::string& runs_dir = "") {
-  return hpt::test::build_engine(text, overrides, runs_dir);
-}
-
 std::string build_error(const std::string& text, const std::vector<std::string>& overrides) {
   try {
-    build(text, overrides);
+    build_engine(text, overrides);
   } catch (const hpt::BadInput& e) {
     return e.what();
   }
@@ -107,7 +102,7 @@ std::vector<torch::Tensor> with_grads(const std::vector<torch::Tensor>& grads) {
 
 TEST(Precision, Bf16AutocastTrainsFm16OnTheCpu) {
   TempDir runs;
-  Built b = build(kFashion, {"backend.precision=\"bf16\""}, runs.path());
+  hpt::test::BuiltEngine b = build_engine(kFashion, {"backend.precision=\"bf16\""}, runs.path());
   hpt::host::RunSummary s = b.engine->run();
   ASSERT_EQ(s.status, "completed") << s.error;
   EXPECT_EQ(s.real_steps, 300);
@@ -128,8 +123,8 @@ TEST(Precision, Bf16AutocastTrainsFm16OnTheCpu) {
 TEST(Precision, Bf16ForwardPassReallyRunsInBf16) {
   // Same seed, same weights, same batch: fp32 and bf16 differ only by bf16 rounding inside
   // the forward pass, so the first losses are close but not equal.
-  Built fp32 = build(kFashion, {"run.max_steps=1"});
-  Built bf16 = build(kFashion, {"run.max_steps=1", "backend.precision=\"bf16\""});
+  hpt::test::BuiltEngine fp32 = build_engine(kFashion, {"run.max_steps=1"});
+  hpt::test::BuiltEngine bf16 = build_engine(kFashion, {"run.max_steps=1", "backend.precision=\"bf16\""});
   for (std::size_t i = 0; i < fp32.engine->parameters().size(); ++i)
     ASSERT_TRUE(torch::equal(fp32.engine->parameters()[i], bf16.engine->parameters()[i]));
   fp32.engine->real_step(hpt::StepKind::Full);
@@ -217,12 +212,12 @@ TEST(LossScaler, RoundTripsThroughACheckpoint) {
 }
 
 TEST(MemoryPlan, CountsParametersGradientsOptimizerStateAndSnapshots) {
-  Built b = build(kSynthetic, {});
+  hpt::test::BuiltEngine b = build_engine(kSynthetic, {});
   std::int64_t param_bytes = 0;
   for (const auto& p : b.engine->parameters()) param_bytes += p.numel() * 4;
   const auto& plan = b.engine->memory_plan();
   EXPECT_EQ(plan.total(), 5 * param_bytes);  // weights, gradients, Adam's two moments, last-good snapshot
-  Built sgd = build(kSynthetic, {"optimizer.plugin=\"sgd\"", "optimizer.momentum=0.0"});
+  hpt::test::BuiltEngine sgd = build_engine(kSynthetic, {"optimizer.plugin=\"sgd\"", "optimizer.momentum=0.0"});
   EXPECT_EQ(sgd.engine->memory_plan().total(), 3 * param_bytes);  // no optimizer state
 }
 
@@ -233,5 +228,5 @@ TEST(MemoryPlan, ABudgetTooSmallFailsBeforeTheFirstStepNamingWhatDoesNotFit) {
   EXPECT_THAT(e, HasSubstr("parameters"));
   EXPECT_THAT(e, HasSubstr("on cpu"));
   // A budget that fits is silent.
-  EXPECT_NO_THROW(build(kSynthetic, {"backend.memory_budget=1.0"}));
+  EXPECT_NO_THROW(build_engine(kSynthetic, {"backend.memory_budget=1.0"}));
 }
