@@ -10,6 +10,7 @@
 
 #include <boost/json.hpp>
 
+#include "checkpoint/checkpoint_tools.hpp"
 #include "process/error_text.hpp"
 #include "test_support.hpp"
 
@@ -124,6 +125,15 @@ TEST(Engine, FullTrainingWritesAnHonestRunDirectory) {
   EXPECT_EQ(r.code, 0) << r.err;
   EXPECT_THAT(read_file(run + "/config.resolved.toml"), HasSubstr("lr = 0.01"));
   EXPECT_THAT(read_file(run + "/hpt.log"), HasSubstr("run 'synthetic'"));
+
+  // The final weights, without any [checkpointer]: the model's own names and values.
+  auto weights = hpt::host::read_model_tensors(read_file(run + "/final_weights.pt"), run);
+  const auto& layout = b.engine->layout();
+  ASSERT_EQ(weights.size(), layout.names.size());
+  for (std::size_t i = 0; i < weights.size(); ++i) {
+    EXPECT_EQ(weights[i].first, layout.names[i]);
+    EXPECT_TRUE(torch::equal(weights[i].second, b.engine->parameters()[i])) << layout.names[i];
+  }
 }
 
 TEST(Engine, TargetStopsTheRunAndRecordsTimeToTarget) {

@@ -203,9 +203,20 @@ RunSummary Engine::train() {
   maybe_evaluate(true);
   progress_->update(state_, true);
   finish_checkpoints();
+  write_final_weights();
   summary_.steps = state_.step;
   write_summary();
   return summary_;
+}
+
+// Every finished run leaves its weights in the run directory, checkpointer or not, in the
+// layout of a checkpoint's model.pt (torch::nn::Module::save's archive: torch::load into
+// the task's model reads it).
+void Engine::write_final_weights() {
+  if (!dir_) return;
+  torch::nn::Module& model = task_->model();
+  write_file_atomic(dir_->file("final_weights.pt"),
+                    archive_bytes([&](StateWriter& state) { state.write_module_contents(model); }));
 }
 
 void Engine::real_steps(const PhaseDecision& d) {

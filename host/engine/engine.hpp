@@ -123,6 +123,7 @@ class Engine {
   bool early_stop_now(const Metrics& metrics);
   void check_signal();
   void write_summary();
+  void write_final_weights();  // final_weights.pt in the run directory
 
   // Divergence: the monitor's alarms, and the last good state it rolls back to.
   void handle_diagnosis(const Diagnosis& d);
