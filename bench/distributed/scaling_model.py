@@ -5,7 +5,7 @@ bench/distributed/run.sh measured on two ranks here.
   t_ar(N)  = 2 (N - 1) / N * S / B          ring all-reduce of S bytes at bandwidth B
   full     = t_c + t_ar(N)                  a real step; no overlap with backward assumed
   hybrid   = (1 - p) (t_c + t_ar(N)) + p t_p
-  speedup  = full / hybrid                  per step-equivalent
+  ratio    = full / hybrid                  cost per step-equivalent (not time to a target)
 
 t_c: a rank's time per real step without the all-reduce wait, from the two-rank runs
      without overlap (fm16-2x64-after, lm-2x16-after): the per-rank compute;
@@ -46,7 +46,7 @@ def main():
     print(f"inputs: p = {p:.3f}, t_p = {1000 * t_p:.2f} ms; " +
           "; ".join(f"{m}: t_c = {1000 * t:.1f} ms, S = {b / 2**20:.3f} MiB" for m, t, b in models))
     print()
-    print("| model | ranks | link | t_ar, ms | full step, ms | hybrid per step-equivalent, ms | speedup | speedup at 1 rank |")
+    print("| model | ranks | link | t_ar, ms | full step, ms | hybrid per step-equivalent, ms | cost ratio | cost ratio at 1 rank |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for label, t_c, size in models:
         alone = t_c / ((1 - p) * t_c + p * t_p)

@@ -43,7 +43,7 @@ Engine::Engine(ResolvedManifest manifest, PluginLoader& loader, EngineOptions op
   // Rank 0 alone writes the run directory; the other ranks log warnings and errors only.
   if (options_.write_run_dir && options_.world.rank == 0)
     dir_ = std::make_unique<RunDirectory>(run.runs_dir, run.name, run.resume, options_.overwrite);
-  const bool quiet_rank = options_.world.rank > 0 && (run.log_level == "info" || run.log_level == "debug");
+  const bool quiet_rank = options_.world.rank > 0 && run.log_level != "warn" && run.log_level != "error";
   logger_ = make_run_logger(dir_ ? dir_->path() : "", quiet_rank ? "warn" : run.log_level);
   if (dir_) {
     std::string resolved = manifest_.to_toml();

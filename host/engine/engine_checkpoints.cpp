@@ -6,6 +6,7 @@
 
 
 #include "checkpoint/archive_io.hpp"
+#include "hpt/torch_compat.hpp"
 #include "checkpoint/checkpoint_tools.hpp"
 #include "engine/engine.hpp"
 
@@ -14,13 +15,13 @@ namespace hpt::host {
 namespace {
 
 torch::Tensor cpu_rng_state() {
-  at::Generator gen = at::globalContext().defaultGenerator(c10::DeviceType::CPU);  // shares the default one
+  at::Generator gen = hpt::default_cpu_generator();
   std::lock_guard<std::mutex> lock(gen.mutex());
   return gen.get_state();
 }
 
 void set_cpu_rng_state(const torch::Tensor& state) {
-  at::Generator gen = at::globalContext().defaultGenerator(c10::DeviceType::CPU);  // shares the default one
+  at::Generator gen = hpt::default_cpu_generator();
   std::lock_guard<std::mutex> lock(gen.mutex());
   gen.set_state(state);
 }

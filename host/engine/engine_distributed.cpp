@@ -58,14 +58,12 @@ void Engine::check_ranks_in_sync(bool force) {
   // A checksum of every parameter: the sum and the sum of squares in float64, and the
   // bits of the first element of each tensor.
   torch::NoGradGuard no_grad;
-  std::vector<double> sums(3, 0.0);
+  torch::Tensor mine = torch::zeros({3}, torch::TensorOptions(torch::kFloat64).device(context_.device));
   for (const auto& p : params_) {
-    torch::Tensor d = p.detach().to(torch::kCPU, torch::kFloat64);
-    sums[0] += d.sum().item<double>();
-    sums[1] += d.square().sum().item<double>();
-    if (d.numel() > 0) sums[2] += d.flatten()[0].item<double>();
+    if (p.numel() == 0) continue;
+    const torch::Tensor d = p.detach().to(torch::kFloat64);
+    mine += torch::stack({d.sum(), d.square().sum(), d.flatten()[0]});
   }
-  torch::Tensor mine = torch::tensor(sums, torch::kFloat64).to(context_.device);
   torch::Tensor reference = mine.clone();
   backend_->broadcast({reference}, 0);
   const bool same = torch::equal(mine.cpu(), reference.cpu());

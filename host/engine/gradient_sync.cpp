@@ -10,26 +10,29 @@ GradientSync::GradientSync(Backend& backend, const std::vector<torch::Tensor>& p
     : backend_(backend), parameters_(parameters), slots_(parameters.size()) {
   // Buckets in reverse parameter order; a new bucket when the dtype or device changes or
   // the current one is full.
+  std::int64_t used = 0;  // bytes in the last bucket
   for (std::size_t k = parameters_.size(); k-- > 0;) {
     const torch::Tensor& p = parameters_[k];
     if (!p.requires_grad()) continue;
     const std::int64_t bytes = p.numel() * static_cast<std::int64_t>(p.element_size());
     bool fits = false;
     if (!buckets_.empty()) {
-      const Bucket& last = buckets_.back();
-      const torch::Tensor& first = parameters_[last.parameters.front()];
-      std::int64_t used = 0;
-      for (std::size_t i : last.parameters) used += parameters_[i].numel() * static_cast<std::int64_t>(parameters_[i].element_size());
+      const torch::Tensor& first = parameters_[buckets_.back().parameters.front()];
       fits = first.scalar_type() == p.scalar_type() && first.device() == p.device() && used + bytes <= bucket_bytes;
     }
-    if (!fits) buckets_.emplace_back();
+    if (!fits) {
+      buckets_.emplace_back();
+      used = 0;
+    }
     buckets_.back().parameters.push_back(k);
+    used += bytes;
   }
   for (std::size_t b = 0; b < buckets_.size(); ++b) {
     Bucket& bucket = buckets_[b];
     std::int64_t offset = 0;
-    for (std::size_t i : bucket.parameters) {
-      slots_[i] = {b, offset, parameters_[i].numel()};
+    for (std::size_t e = 0; e < bucket.parameters.size(); ++e) {
+      const std::size_t i = bucket.parameters[e];
+      slots_[i] = {b, e, offset, parameters_[i].numel()};
       offset += parameters_[i].numel();
     }
     const torch::Tensor& first = parameters_[bucket.parameters.front()];
@@ -67,8 +70,7 @@ void GradientSync::begin() {
 void GradientSync::arrived(std::size_t parameter, const torch::Tensor& grad) {
   const Slot& slot = slots_[parameter];
   Bucket& bucket = buckets_[slot.bucket];
-  std::size_t entry = 0;
-  while (bucket.parameters[entry] != parameter) ++entry;
+  const std::size_t entry = slot.entry;
   // A leaf's hook runs once per backward pass, with the gradient summed over its uses.
   if (bucket.arrived[entry]) throw RunError("gradient sync: a second gradient for parameter " + std::to_string(parameter) +
                                             " in one backward pass");

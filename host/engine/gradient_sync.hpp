@@ -33,6 +33,7 @@ class GradientSync {
  private:
   struct Slot {
     std::size_t bucket;
+    std::size_t entry;  // index into the bucket's `parameters`
     std::int64_t offset, numel;
   };
   struct Bucket {
