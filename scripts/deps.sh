@@ -10,6 +10,7 @@ HPT_PACKAGES=(
   libtomlplusplus-dev libspdlog-dev libfmt-dev libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev zlib1g-dev libssl-dev
   dataset-fashion-mnist fortunes
+  python3-protobuf python3-crcmod
 )
 # scripts/deps.sh --fuzz also installs what scripts/fuzz.sh and the sanitizer builds need.
 HPT_FUZZ_PACKAGES=(clang libclang-rt-14-dev)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fuzzes hpt's input parsers with libFuzzer (clang from Debian), each for a set time:
 #   scripts/fuzz.sh [SECONDS_PER_TARGET] [TARGET ...]
-# Targets: manifest bench_manifest checkpoint_manifest checkpoint_model (default: all,
+# Targets: manifest bench_manifest checkpoint_manifest checkpoint_model state_dict_pickle (default: all,
 # 1800 s each). Builds into build-fuzz/ with ASan + UBSan (only the fuzzers and the plugins
 # the manifest target resolves against); starts each from its corpus in fuzz/corpus/<target>/
 # (copied, so the repository's corpus only grows by hand) and writes what crashes into
@@ -12,7 +12,7 @@ scripts/deps.sh --fuzz
 seconds=${1:-1800}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(manifest bench_manifest checkpoint_manifest checkpoint_model)
+[ ${#targets[@]} -eq 0 ] && targets=(manifest bench_manifest checkpoint_manifest checkpoint_model state_dict_pickle)
 build=${HPT_BUILD_DIR:-build-fuzz}
 mkdir -p "$build"
 if [ ! -f "$build/build.ninja" ]; then

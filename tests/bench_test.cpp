@@ -1,14 +1,19 @@
-// `hpt bench`: bench manifest errors (position, expected, given; exit 2), a tiny real
-// suite on the synthetic task (interleaved order, the three outputs, resuming skips
-// finished runs), the speedup and budget-rule arithmetic, and the HTML report rendered
-// by headless Chromium.
+// `hpt bench`: bench manifest errors (position, expected, given; exit 2), command-line
+// overrides, grid variants, `hpt validate` on a bench manifest, the live progress line,
+// a tiny real suite on the synthetic task (interleaved order, the three outputs, resuming
+// skips finished runs, "not run" in a report-only report), the speedup and budget-rule
+// arithmetic and its headline, and the HTML report rendered by headless Chromium.
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <regex>
 
 #include <boost/json.hpp>
 
+#include "bench/bench_manifest.hpp"
+#include "bench/bench_report.hpp"
 #include "bench/bench_results.hpp"
+#include "bench/run_progress.hpp"
 #include "bench/svg_plot.hpp"
 #include "test_support.hpp"
 
@@ -188,6 +193,249 @@ TEST_F(BadBench, SyntaxErrorGivesPosition) {
 }
 
 // ---------------------------------------------------------------------------------
+// Command-line overrides, grid variants, `hpt validate` on a bench manifest
+
+class BenchPlan : public ::testing::Test {
+ protected:
+  std::string write_bench(const std::string& text) {
+    dir.write("base.toml", kBase);
+    return dir.write("bench.toml", text);
+  }
+  static double lr_of(const hpt::host::PlannedRun& run) {
+    return run.resolved.at(hpt::PluginKind::Optimizer).options.get_float("lr");
+  }
+  TempDir dir;
+};
+
+TEST_F(BenchPlan, OverridesChangeTheBenchAndTheRunOfEveryVariant) {
+  std::string path = write_bench(bench_text(dir.path() + "/out"));
+  auto bench = hpt::host::load_bench_manifest(
+      path, {"bench.seeds=[3, 4, 5]", "run.max_steps=20", "optimizer.lr=0.01", "run.eval_every=5",
+             "bench.runs_dir=\"" + dir.path() + "/elsewhere\""});
+  EXPECT_EQ(bench.seeds, (std::vector<std::int64_t>{3, 4, 5}));
+  EXPECT_EQ(bench.budget, 20);  // run.max_steps means bench.budget
+  EXPECT_EQ(bench.runs_dir, dir.path() + "/elsewhere");
+  auto runs = hpt::host::plan_runs(bench);
+  ASSERT_EQ(runs.size(), 6u);
+  for (const auto& r : runs) {
+    EXPECT_EQ(r.resolved.run.max_steps, 20);
+    EXPECT_EQ(r.resolved.run.eval_every, 5);
+    EXPECT_EQ(r.run_dir, dir.path() + "/elsewhere/runs/" + r.name);
+    // The variant that sets optimizer.lr keeps its own; the other gets the command line's.
+    EXPECT_DOUBLE_EQ(lr_of(r), r.variant == "full" ? 0.05 : 0.01) << r.name;
+  }
+  EXPECT_EQ(runs[0].name, "full-s3");
+  EXPECT_EQ(runs[5].name, "hybrid-s5");
+}
+
+TEST_F(BenchPlan, ABadOverrideKeyIsNamed) {
+  std::string path = write_bench(bench_text(dir.path() + "/out"));
+  auto unknown = run_hpt({"bench", path, "bench.sedes=[0]"});
+  EXPECT_EQ(unknown.code, 2);
+  EXPECT_THAT(unknown.err, HasSubstr("override 'bench.sedes=[0]': unknown key 'sedes' in [bench]; did you mean 'seeds'?"));
+  auto wrong = run_hpt({"bench", path, "bench.seeds=\"all\""});
+  EXPECT_EQ(wrong.code, 2);
+  EXPECT_THAT(wrong.err, HasSubstr("override 'bench.seeds=\"all\"': 'bench.seeds' must be a non-empty array"));
+  auto run_key = run_hpt({"bench", path, "optimizer.lrr=0.1"});
+  EXPECT_EQ(run_key.code, 2);
+  EXPECT_THAT(run_key.err, HasSubstr("the command line's run overrides do not apply to " + dir.path() + "/base.toml"));
+  EXPECT_THAT(run_key.err, HasSubstr("override 'optimizer.lrr=0.1'"));
+  EXPECT_THAT(run_key.err, HasSubstr("did you mean 'lr'?"));
+  EXPECT_EQ(run_key.err.find("variant"), std::string::npos) << "reported once, not per variant: " << run_key.err;
+  auto owned = run_hpt({"bench", path, "run.seed=3"});
+  EXPECT_EQ(owned.code, 2);
+  EXPECT_THAT(owned.err, HasSubstr("override 'run.seed=3': 'run.seed' cannot be overridden in a bench: run.seed is set by bench.seeds"));
+  auto variant = run_hpt({"bench", path, "variant.name=x"});
+  EXPECT_EQ(variant.code, 2);
+  EXPECT_THAT(variant.err, HasSubstr("override 'variant.name=x': 'variant.name': variants cannot be changed from the command line"));
+  auto bare = run_hpt({"bench", path, "seeds"});
+  EXPECT_EQ(bare.code, 2);
+  EXPECT_THAT(bare.err, HasSubstr("unexpected argument 'seeds' (overrides look like key.path=value)"));
+  EXPECT_FALSE(fs::exists(dir.path() + "/out"));  // nothing ran
+}
+
+TEST_F(BenchPlan, AGridExpandsToOneVariantPerCombination) {
+  std::string path = write_bench(R"([bench]
+base = "base.toml"
+seeds = [0]
+baseline = "plain"
+runs_dir = ")" + dir.path() + R"(/out"
+
+[[variant]]
+name = "plain"
+
+[[variant]]
+name = "sgd"
+overrides = ["run.eval_every=20"]
+grid = { "optimizer.momentum" = [0.0, 0.9], "optimizer.lr" = [0.01, 0.03, 0.1] }
+)");
+  auto bench = hpt::host::load_bench_manifest(path);
+  std::vector<std::string> names;
+  for (const auto& v : bench.variants) names.push_back(v.name);
+  // The file's key order (momentum first, turning slowest), each key's last part and value.
+  EXPECT_EQ(names, (std::vector<std::string>{"plain", "sgd-momentum0.0-lr0.01", "sgd-momentum0.0-lr0.03",
+                                             "sgd-momentum0.0-lr0.1", "sgd-momentum0.9-lr0.01",
+                                             "sgd-momentum0.9-lr0.03", "sgd-momentum0.9-lr0.1"}));
+  auto runs = hpt::host::plan_runs(bench);
+  ASSERT_EQ(runs.size(), 7u);
+  const double lrs[] = {0.01, 0.03, 0.1};
+  for (std::size_t i = 1; i < runs.size(); ++i) {
+    const auto& opt = runs[i].resolved.at(hpt::PluginKind::Optimizer).options;
+    EXPECT_EQ(runs[i].name, names[i] + "-s0");
+    EXPECT_EQ(runs[i].run_dir, dir.path() + "/out/runs/" + names[i] + "-s0");
+    EXPECT_DOUBLE_EQ(opt.get_float("momentum"), i <= 3 ? 0.0 : 0.9) << runs[i].name;
+    EXPECT_DOUBLE_EQ(opt.get_float("lr"), lrs[(i - 1) % 3]) << runs[i].name;
+    EXPECT_EQ(runs[i].resolved.run.eval_every, 20);  // the variant's own overrides too
+  }
+  EXPECT_DOUBLE_EQ(lr_of(runs[0]), 0.05);  // the base's
+}
+
+TEST_F(BenchPlan, PathsAVariantSetsAreRelativeToTheBenchFileAndTheCommandLinesToTheWorkingDirectory) {
+  dir.write("base.toml", kBase);
+  std::string path = dir.write("suite/bench.toml", R"([bench]
+base = "../base.toml"
+seeds = [0]
+baseline = "plain"
+runs_dir = ")" + dir.path() + R"(/out"
+
+[[variant]]
+name = "plain"
+
+[[variant]]
+name = "warm"
+overrides = ['task.init_from="weights/w.pt"', "optimizer.lr=0.01"]
+)");
+  auto bench = hpt::host::load_bench_manifest(path, {"task.init_from=\"cli.pt\""});
+  auto runs = hpt::host::plan_runs(bench);
+  ASSERT_EQ(runs.size(), 2u);
+  auto init_from = [](const hpt::host::PlannedRun& r) {
+    return r.resolved.at(hpt::PluginKind::Task).options.get_string("init_from");
+  };
+  // The variant's: beside the bench file, in the resolved run and in what the child is given.
+  EXPECT_EQ(init_from(runs[1]), dir.path() + "/suite/weights/w.pt");
+  EXPECT_THAT(runs[1].overrides, ::testing::Contains("task.init_from=\"" + dir.path() + "/suite/weights/w.pt\""));
+  EXPECT_THAT(runs[1].overrides, ::testing::Contains("optimizer.lr=0.01"));  // not a path: as given
+  // The command line's (the variant that does not set it): the working directory's.
+  EXPECT_EQ(init_from(runs[0]), (fs::current_path() / "cli.pt").lexically_normal().string());
+}
+
+TEST_F(BenchPlan, GridNamesUseWholePathsForKeysThatEndAlikeAndStringsAlone) {
+  std::string path = write_bench("[bench]\nbase = \"base.toml\"\nseeds = [0]\nbaseline = \"g-optimizer.lr0.01-dynamics.lr0.5-full\"\n"
+                                 "[[variant]]\nname = \"g\"\n"
+                                 "grid = { optimizer = { lr = [0.01] }, \"dynamics.lr\" = [0.5], \"phase.plugin\" = [\"full\", \"adaptive\"] }\n");
+  // Names only (plan_runs would report that dynamics "none" has no option lr).
+  auto bench = hpt::host::load_bench_manifest(path);
+  ASSERT_EQ(bench.variants.size(), 2u);
+  EXPECT_EQ(bench.variants[0].name, "g-optimizer.lr0.01-dynamics.lr0.5-full");
+  EXPECT_EQ(bench.variants[1].name, "g-optimizer.lr0.01-dynamics.lr0.5-adaptive");
+  EXPECT_EQ(bench.variants[1].overrides,
+            (std::vector<std::string>{"optimizer.lr=0.01", "dynamics.lr=0.5", "phase.plugin=\"adaptive\""}));
+}
+
+TEST_F(BenchPlan, BadGridsArePositioned) {
+  std::string path = write_bench("[bench]\nbase = \"base.toml\"\nseeds = [0]\nbaseline = \"a\"\n[[variant]]\nname = \"a\"\n"
+                                 "grid = { \"optimizer.lr\" = 0.1, \"run.seed\" = [1, 2] }\n");
+  auto r = run_hpt({"bench", path});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, HasSubstr(path + ":7:27: 'variant.grid.optimizer.lr' must be a non-empty array of the values to try"));
+  EXPECT_THAT(r.err, HasSubstr(path + ":7:45: variant 'a': 'run.seed' cannot be set by a variant"));
+}
+
+TEST_F(BenchPlan, ValidateChecksABenchManifestAndEveryVariant) {
+  std::string path = write_bench(bench_text(dir.path() + "/out"));
+  auto ok = run_hpt({"validate", path, "bench.seeds=[0,1,2]"});
+  ASSERT_EQ(ok.code, 0) << ok.err;
+  EXPECT_THAT(ok.out, HasSubstr("# bench tiny: 2 variants x 3 seeds = 6 runs into " + dir.path() + "/out"));
+  EXPECT_THAT(ok.out, HasSubstr("variant full: optimizer.lr=0.05"));
+  EXPECT_THAT(ok.out, HasSubstr("variant hybrid: correction.plugin=\"residual\""));
+  EXPECT_THAT(ok.out, HasSubstr("# " + path + " is a valid bench manifest (6 runs resolved)"));
+  EXPECT_FALSE(fs::exists(dir.path() + "/out"));  // validating runs nothing
+
+  // A bench key (file:line:column) and a variant whose run manifest does not resolve.
+  std::string text = bench_text(dir.path() + "/out");
+  text.replace(text.find("seeds = [0, 1]"), 14, "seeds = [0, -1]");
+  text += "\n[[variant]]\nname = \"typo\"\n[variant.set]\n\"optimizer.lr\" = \"fast\"\n";
+  std::string bad = dir.write("bad.toml", text);
+  auto r = run_hpt({"validate", bad});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, HasSubstr(bad + ":4:13: 'bench.seeds' must be an array of integers >= 0 (an element), got an integer -1"));
+  text.replace(text.find("seeds = [0, -1]"), 15, "seeds = [0, 1]");
+  dir.write("bad.toml", text);
+  r = run_hpt({"validate", bad});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, HasSubstr(bad + ":19:1: variant 'typo' (seed 0): "));
+  EXPECT_THAT(r.err, HasSubstr("'optimizer.lr' must be a float"));
+}
+
+TEST(BenchManifests, ShippedBenchManifestsAreValid) {
+  int checked = 0;
+  for (const auto& entry : fs::directory_iterator(std::string(HPT_SOURCE_DIR) + "/bench")) {
+    if (entry.path().extension() != ".toml") continue;
+    auto r = run_hpt({"validate", entry.path().string()});
+    EXPECT_EQ(r.code, 0) << entry.path() << ": " << r.err;
+    EXPECT_THAT(r.out, HasSubstr("is a valid bench manifest"));
+    ++checked;
+  }
+  EXPECT_GE(checked, 2);  // quickstart and fm16
+}
+
+// ---------------------------------------------------------------------------------
+// The live progress line
+
+TEST(RunProgress, FollowsTheMetricsFileAsItGrows) {
+  TempDir dir;
+  std::string path = dir.path() + "/metrics.jsonl";
+  hpt::host::MetricGoal target;
+  target.metric = "val_loss";
+  target.value = 0.5;
+  target.maximize = false;
+  hpt::host::RunProgress p(path, 100, target);
+  EXPECT_FALSE(p.poll());  // no file yet
+  EXPECT_FALSE(p.started());
+  std::ofstream out(path);
+  out << R"({"type":"step","step":10,"kind":"full","loss":1.25,"lr":0.1,"train_seconds":0.5})" << "\n"
+      << R"({"type":"step","step":20,"kind":"full","loss":1.0,"lr":0.1,"train_seconds":1.0})" << "\n"
+      << R"({"type":"step","step":30,"kind":"full","lo)" << std::flush;  // a line being written
+  EXPECT_TRUE(p.poll());
+  EXPECT_EQ(p.step(), 20);
+  EXPECT_EQ(p.line(false), "step 20/100  20.0 steps/s  loss 1.0000");
+  out << R"(ss":0.75,"train_seconds":1.5})" << "\n"
+      << R"({"type":"eval","step":30,"train_seconds":1.5,"val_loss":0.8,"val_accuracy":0.6})" << "\n" << std::flush;
+  EXPECT_TRUE(p.poll());
+  EXPECT_EQ(p.line(false), "step 30/100  20.0 steps/s  loss 0.7500  val_loss 0.8 @30");
+  EXPECT_FALSE(p.projected_target_step().has_value());  // one evaluation: no trend yet
+  out << R"({"type":"step","step":40,"kind":"predicted","forecast_loss":0.1,"train_seconds":1.6})" << "\n"
+      << R"({"type":"eval","step":40,"train_seconds":1.6,"val_loss":0.7})" << "\n" << std::flush;
+  EXPECT_TRUE(p.poll());
+  EXPECT_FALSE(p.poll());  // nothing new
+  EXPECT_EQ(p.line(false), "step 40/100  25.0 steps/s  loss 0.7500  val_loss 0.7 @40");  // a forecast is no loss
+  ASSERT_TRUE(p.projected_target_step().has_value());
+  EXPECT_NEAR(*p.projected_target_step(), 60.0, 1e-9);  // 0.1 down per 10 steps: 0.5 at step 60
+  EXPECT_EQ(p.evals(), 2u);
+}
+
+TEST(RunProgress, TheTargetTrendRespectsMinStepsAndDirection) {
+  TempDir dir;
+  std::string path = dir.path() + "/metrics.jsonl";
+  hpt::host::MetricGoal target;
+  target.metric = "val_accuracy";
+  target.value = 0.9;
+  target.min_steps = 500;
+  hpt::host::RunProgress p(path, 1000, target);
+  std::ofstream out(path);
+  out << R"({"type":"eval","step":100,"val_accuracy":0.7})" << "\n"
+      << R"({"type":"eval","step":200,"val_accuracy":0.8})" << "\n" << std::flush;
+  p.poll();
+  EXPECT_NEAR(*p.projected_target_step(), 500.0, 1e-9);  // 0.9 at step 300, but not before min_steps
+  out << R"({"type":"eval","step":300,"val_accuracy":0.6})" << "\n"
+      << R"({"type":"eval","step":400,"val_accuracy":0.5})" << "\n" << std::flush;
+  p.poll();
+  // The last four: 0.7, 0.8, 0.6, 0.5: falling, away from the target.
+  EXPECT_FALSE(p.projected_target_step().has_value());
+  EXPECT_EQ(p.line(false), "step 400/1000  val_accuracy 0.5 @400");
+}
+
+// ---------------------------------------------------------------------------------
 // Scoring
 
 boost::json::object summary(std::optional<double> seconds_to_target, double train_seconds, std::int64_t steps,
@@ -289,6 +537,29 @@ TEST(BenchReport, NumbersAreShortButStepCountsStayWhole) {
   EXPECT_EQ(hpt::host::short_number(-25000), "-25000");
 }
 
+TEST(BenchReport, TheHeadlineSaysFasterOrSlowerAndOverHowManySeeds) {
+  std::vector<hpt::host::RunRecord> runs = {
+      record("base", 0, summary(10.0, 10.0, 100, 200, 100)), record("fast", 0, summary(4.0, 4.0, 100, 200, 40)),
+      record("slow", 0, summary(20.0, 20.0, 100, 200, 40)),  record("base", 1, summary(10.0, 10.0, 100, 200, 100)),
+      record("fast", 1, summary(5.0, 5.0, 100, 200, 40)),    record("slow", 1, summary(12.5, 12.5, 100, 200, 40)),
+      record("base", 2, summary(9.0, 9.0, 100, 200, 100)),   record("fast", 2, summary(5.0, 5.0, 100, 200, 40)),
+      record("slow", 2, summary(15.0, 15.0, 100, 200, 40)),
+  };
+  // fast: 10/4, 10/5, 9/5 -> median 2; slow: 10/20, 10/12.5, 9/15 -> median 0.6: 1/0.6 = 1.67x slower.
+  auto fast = hpt::host::variant_stats(runs, "fast", "base", "val_loss");
+  auto slow = hpt::host::variant_stats(runs, "slow", "base", "val_loss");
+  EXPECT_EQ(hpt::host::speedup_headline(fast, "base", 3), "2.00x faster than base (median of 3 seeds)");
+  EXPECT_EQ(hpt::host::speedup_headline(slow, "base", 3), "1.67x slower than base (median of 3 seeds)");
+  EXPECT_EQ(hpt::host::speedup_headline(fast, "base", 5), "2.00x faster than base (median of 3 of 5 seeds)");
+  auto same = hpt::host::variant_stats(runs, "base", "base", "val_loss");
+  EXPECT_EQ(hpt::host::speedup_headline(same, "base", 3), "as fast as base (median of 3 seeds)");
+  runs.resize(3);
+  auto one = hpt::host::variant_stats(runs, "fast", "base", "val_loss");
+  EXPECT_EQ(hpt::host::speedup_headline(one, "base", 1), "2.50x faster than base (1 seed)");
+  EXPECT_EQ(hpt::host::speedup_headline(hpt::host::VariantStats{}, "base", 3),
+            "no seed where both it and base ran to the end");
+}
+
 TEST(BenchScore, MedianOfAnEvenCountIsTheMeanOfTheMiddleTwo) {
   EXPECT_DOUBLE_EQ(hpt::host::spread({3, 1, 2}).median, 2);
   EXPECT_DOUBLE_EQ(hpt::host::spread({4, 1, 3, 2}).median, 2.5);
@@ -341,6 +612,97 @@ TEST_F(TinySuite, RunsEveryVariantAtEverySeedInterleaved) {
     EXPECT_TRUE(fs::exists(std::string(r.at("run_dir").as_string()) + "/output.log"));
     EXPECT_EQ(r.at("summary").at("seed").as_int64(), r.at("seed").as_int64());
   }
+}
+
+TEST_F(TinySuite, TheConsoleShowsEachRunsProgressLine) {
+  ASSERT_EQ(first_.code, 0) << first_.output;
+  // Not a terminal: plain lines; each run's last state is printed when it ends (and every
+  // few seconds before, for longer runs).
+  for (const std::string name : {"[1/4] full-s0", "[2/4] hybrid-s0", "[3/4] full-s1", "[4/4] hybrid-s1"}) {
+    std::regex progress(std::regex_replace(name, std::regex(R"([\[\]/])"), R"(\$&)") +
+                        R"(: step \d+/60  [\d.]+ steps/s  loss [\d.]+  val_loss [\d.e-]+ @\d+(  ETA [^\n]*)?\n)");
+    std::smatch m;
+    ASSERT_TRUE(std::regex_search(first_.output, m, progress)) << name << "\n" << first_.output;
+    std::size_t running = first_.output.find(name + ": running");
+    std::size_t result = first_.output.find(name + ": ", static_cast<std::size_t>(m.position(0)) + m.length(0));
+    EXPECT_LT(running, static_cast<std::size_t>(m.position(0)));
+    ASSERT_NE(result, std::string::npos);
+    std::string result_line = first_.output.substr(result, first_.output.find('\n', result) - result);
+    EXPECT_TRUE(std::regex_search(result_line, std::regex(": (target_reached|completed) at step \\d+"))) << result_line;
+  }
+  // No line repeats the one before it.
+  std::istringstream lines(first_.output);
+  std::string line, previous;
+  while (std::getline(lines, line)) {
+    EXPECT_NE(line, previous);
+    previous = line;
+  }
+  EXPECT_EQ(first_.output.find('\r'), std::string::npos);  // nothing redrawn in place
+}
+
+TEST_F(TinySuite, ReportOnlySaysNotRunForRunsThatNeverRan) {
+  ASSERT_EQ(first_.code, 0) << first_.output;
+  TempDir elsewhere;
+  std::string out_dir = elsewhere.path() + "/report";
+  // Seed 2 never ran: the report is written from what there is.
+  auto r = run_command(std::string(HPT_EXE) + " bench " + quote(bench_) + " --report-only 'bench.seeds=[0,1,2]' " +
+                       quote("bench.runs_dir=\"" + out_dir + "\""));
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("6 of 6 runs not run yet"));
+  // Nothing of this suite ran: every run says so, and the plots say so too.
+  std::string md = read_file(out_dir + "/report.md");
+  EXPECT_THAT(md, HasSubstr("| 5 | full-s2 | not run | — |"));
+  EXPECT_THAT(md, HasSubstr("- hybrid-s2: not run"));
+  EXPECT_THAT(md, HasSubstr("hybrid: no seed where both it and full ran to the end"));
+  std::string html = read_file(out_dir + "/report.html");
+  EXPECT_THAT(html, HasSubstr("<td>not run</td>"));
+  std::regex not_a_number(R"((^|[^a-z])-?(nan|inf)([^a-z]|$)|[ML]-?(nan|inf))");
+  EXPECT_FALSE(std::regex_search(html, not_a_number)) << "no garbage for runs without figures";
+
+  // The suite's own runs directory, with a seed more: the two that ran report their
+  // figures, the new seed says "not run".
+  auto partly = run_command(std::string(HPT_EXE) + " bench " + quote(bench_) + " --report-only 'bench.seeds=[0,1,2]'");
+  ASSERT_EQ(partly.code, 0) << partly.output;
+  EXPECT_THAT(partly.output, HasSubstr("2 of 6 runs not run yet"));
+  md = read_file(out_dir_ + "/report.md");
+  EXPECT_THAT(md, HasSubstr("| 6 | hybrid-s2 | not run |"));
+  EXPECT_TRUE(std::regex_search(md, std::regex(R"(\| 1 \| full-s0 \| (target_reached|completed) \|)"))) << md;
+  EXPECT_THAT(md, HasSubstr("(median of 2 of 3 seeds)"));
+  // Back to the suite's own report for the other tests (every run complete: nothing runs).
+  auto back = run_command(std::string(HPT_EXE) + " bench " + quote(bench_));
+  ASSERT_EQ(back.code, 0) << back.output;
+}
+
+TEST_F(TinySuite, TheReportPlotsEverySeed) {
+  ASSERT_EQ(first_.code, 0) << first_.output;
+  std::string html = read_file(out_dir_ + "/report.html");
+  auto svg_of = [&](const std::string& id) {
+    std::size_t at = html.find("<svg id=\"plot-" + id + "\"");
+    return at == std::string::npos ? std::string() : html.substr(at, html.find("</svg>", at) - at);
+  };
+  std::regex curve(R"(d="M[\d.]+ [\d.]+( L[\d.]+ [\d.]+){1,})");
+  for (const std::string id : {"metric-time", "val-loss-step", "loss-step", "lr-step", "grad-norm-step"}) {
+    std::string svg = svg_of(id);
+    ASSERT_FALSE(svg.empty()) << "no plot " << id;
+    for (const std::string run : {"full-s0", "hybrid-s0", "full-s1", "hybrid-s1"}) {
+      std::size_t at = svg.find("<path class=\"data seed\" data-run=\"" + run + "\"");
+      ASSERT_NE(at, std::string::npos) << id << " has no line for " << run;
+      EXPECT_TRUE(std::regex_search(svg.substr(at, svg.find('>', at) - at), curve)) << id << " " << run;
+    }
+    // The seeds' thin lines lie under the band and the median.
+    EXPECT_LT(svg.rfind("class=\"data seed\""), svg.find("class=\"data band\"")) << id;
+  }
+  EXPECT_THAT(svg_of("lr-step"), HasSubstr("learning rate"));
+  EXPECT_THAT(svg_of("grad-norm-step"), HasSubstr("gradient norm"));
+  EXPECT_THAT(svg_of("val-loss-step"), HasSubstr("target val_loss ≤ 0.5"));
+  std::string phases = svg_of("phases");
+  for (const std::string row : {"full · seed 0", "hybrid · seed 0", "full · seed 1", "hybrid · seed 1"})
+    EXPECT_THAT(phases, HasSubstr(">" + row + "</text>"));
+  std::regex headline(R"(<b>hybrid</b>: (\d+\.\d\dx (faster|slower) than|as fast as) full \(median of 2 seeds\) <span class="meta">\(training time to val_loss ≤ 0\.5)");
+  EXPECT_TRUE(std::regex_search(html, headline)) << html.substr(html.find("<div class=\"headline\">"), 400);
+  std::string md = read_file(out_dir_ + "/report.md");
+  EXPECT_TRUE(std::regex_search(md, std::regex(R"(\*\*hybrid: (\d+\.\d\dx (faster|slower) than|as fast as) full \(median of 2 seeds\)\*\*)")))
+      << md;
 }
 
 TEST_F(TinySuite, WritesTheThreeReports) {
@@ -457,13 +819,13 @@ TEST_F(TinySuite, ChromiumRendersThePlots) {
   fs::copy_file(out_dir_ + "/report.html", std::string(HPT_BINARY_DIR) + "/bench_test/report.html",
                 fs::copy_options::overwrite_existing);
 
-  // The rendered DOM: four plots, each with plotted data.
+  // The rendered DOM: seven plots, each with plotted data.
   auto dom = run_command("timeout 180 chromium " + flags + " --dump-dom " + quote(page));
   ASSERT_EQ(dom.code, 0) << dom.output;
   std::vector<std::string> svgs;
   for (std::size_t at = dom.output.find("<svg"); at != std::string::npos; at = dom.output.find("<svg", at + 1))
     svgs.push_back(dom.output.substr(at, dom.output.find("</svg>", at) - at));
-  ASSERT_EQ(svgs.size(), 4u);
+  ASSERT_EQ(svgs.size(), 7u);
   std::regex curve(R"(class="data" d="M[\d.]+ [\d.]+( L[\d.]+ [\d.]+){2,})");
   std::regex bar(R"(<rect class="data" x="[\d.]+" y="[\d.]+" width="[\d.]*[1-9][\d.]*")");
   for (const auto& svg : svgs) {
@@ -471,7 +833,7 @@ TEST_F(TinySuite, ChromiumRendersThePlots) {
     EXPECT_TRUE(std::regex_search(svg, curve) || std::regex_search(svg, bar)) << svg.substr(0, 400);
   }
   EXPECT_TRUE(std::regex_search(svgs[1], curve)) << "(b) metric against time has no curve";
-  EXPECT_TRUE(std::regex_search(svgs[2], curve)) << "(c) loss against step has no curve";
+  EXPECT_TRUE(std::regex_search(svgs[3], curve)) << "(d) loss against step has no curve";
 
   // The screenshot: the requested size, and far from blank.
   std::string script = tmp.write("png_stats.py", kPngStats);

@@ -12,6 +12,7 @@
 #include <future>
 #include <map>
 #include <random>
+#include <regex>
 #include <sstream>
 #include <thread>
 
@@ -77,6 +78,66 @@ TEST(Resume, StopAndResumeEqualsUninterruptedFullTraining) {
   EXPECT_THAT(read_file(dir.path() + "/b/r/summary.json"), HasSubstr("\"steps\":60"));
 }
 
+// A finished run keeps its summary: `hpt resume` says so and exits 0, writing nothing;
+// with run.max_steps raised it goes on, and its summary has the final metrics again.
+TEST(Resume, AFinishedRunIsLeftAsItIsUnlessItsBudgetIsRaised) {
+  TempDir dir;
+  std::string manifest = dir.write("m.toml", full_manifest(dir.path() + "/a"));
+  const std::string run_dir = dir.path() + "/a/r", log = dir.path() + "/a.log";
+  ASSERT_EQ(run_to_end({"run", manifest, "--no-progress"}, log), 0) << read_file(log);
+  const std::string finished = read_file(run_dir + "/summary.json");
+  const std::string metrics = read_file(run_dir + "/metrics.jsonl");
+  ASSERT_THAT(finished, HasSubstr("\"final_metrics\":{\"val_loss\""));
+
+  ASSERT_EQ(run_to_end({"resume", run_dir, "--no-progress"}, log), 0) << read_file(log);
+  EXPECT_THAT(read_file(log), HasSubstr("run r already finished (completed after 60 steps); nothing to resume"));
+  EXPECT_EQ(read_file(run_dir + "/summary.json"), finished);
+  EXPECT_EQ(read_file(run_dir + "/metrics.jsonl"), metrics);
+  ASSERT_EQ(run_to_end({"resume", run_dir, "run.max_steps=60", "--no-progress"}, log), 0);
+  EXPECT_EQ(read_file(run_dir + "/summary.json"), finished);
+
+  ASSERT_EQ(run_to_end({"resume", run_dir, "run.max_steps=70", "--no-progress"}, log), 0) << read_file(log);
+  auto summary = boost::json::parse(read_file(run_dir + "/summary.json")).as_object();
+  EXPECT_EQ(summary.at("steps").as_int64(), 70);
+  EXPECT_EQ(summary.at("status").as_string(), "completed");
+  EXPECT_TRUE(summary.at("final_metrics").as_object().contains("val_loss")) << summary;
+}
+
+// A run stopped by its target stays stopped: resuming it would only stop again.
+TEST(Resume, ARunThatReachedItsTargetIsNotResumed) {
+  TempDir dir;
+  std::string manifest = dir.write("m.toml", full_manifest(dir.path() + "/a"));
+  const std::string run_dir = dir.path() + "/a/r", log = dir.path() + "/a.log";
+  ASSERT_EQ(run_to_end({"run", manifest, "run.target={metric=\"val_loss\", value=1e9}", "--no-progress"}, log), 0)
+      << read_file(log);
+  const std::string finished = read_file(run_dir + "/summary.json");
+  ASSERT_THAT(finished, HasSubstr("\"status\":\"target_reached\""));
+  ASSERT_EQ(run_to_end({"resume", run_dir, "run.max_steps=100", "--no-progress"}, log), 0);
+  EXPECT_THAT(read_file(log), HasSubstr("already finished (target_reached after 20 steps)"));
+  EXPECT_EQ(read_file(run_dir + "/summary.json"), finished);
+}
+
+// After a resume, steps/s is the run's steps over its training time, as summary.json
+// records them, not the whole run's steps over this process's seconds.
+TEST(Resume, StepsPerSecondAfterAResumeIsTheRunsStepsOverItsTrainingTime) {
+  TempDir dir;
+  std::string manifest = dir.write("m.toml", full_manifest(dir.path() + "/a"));
+  const std::string run_dir = dir.path() + "/a/r", log = dir.path() + "/a.log";
+  ASSERT_EQ(run_to_end({"run", manifest, "run.max_steps=30", "--no-progress"}, log), 0) << read_file(log);
+  ASSERT_EQ(run_to_end({"resume", run_dir, "run.max_steps=60", "--no-progress"}, log), 0) << read_file(log);
+  std::istringstream in(read_file(run_dir + "/hpt.log"));
+  std::vector<double> rates;
+  std::regex progress(R"(step 60/60  ([0-9.]+) steps/s)");
+  for (std::string line; std::getline(in, line);) {
+    std::smatch m;
+    if (std::regex_search(line, m, progress)) rates.push_back(std::stod(m[1]));
+  }
+  ASSERT_EQ(rates.size(), 1u) << read_file(run_dir + "/hpt.log");  // the last step's line, once
+  auto summary = boost::json::parse(read_file(run_dir + "/summary.json")).as_object();
+  const double expected = 60.0 / summary.at("train_seconds").to_number<double>();
+  EXPECT_NEAR(rates[0], expected, 0.05 + 1e-9) << "summary: " << summary;
+}
+
 // The hybrid: linear dynamics, residual correction, adaptive phases, set to start
 // predicting early on the synthetic task.
 const std::vector<std::string> kHybrid = {
@@ -115,6 +176,23 @@ std::vector<boost::json::object> metric_lines(const std::string& run_dir, const 
   return lines;
 }
 
+// A run that died after its last checkpoint, before its summary: the resume restores the
+// final metrics from the checkpoint (no evaluation again, no second line for it).
+TEST(Resume, ARunResumedAtItsLastStepReportsItsFinalMetrics) {
+  TempDir dir;
+  std::string manifest = dir.write("m.toml", full_manifest(dir.path() + "/a"));
+  const std::string run_dir = dir.path() + "/a/r", log = dir.path() + "/a.log";
+  ASSERT_EQ(run_to_end({"run", manifest, "--no-progress"}, log), 0) << read_file(log);
+  auto finished = boost::json::parse(read_file(run_dir + "/summary.json")).as_object();
+  const std::size_t evaluations = metric_lines(run_dir, "eval").size();
+  fs::remove(run_dir + "/summary.json");
+  ASSERT_EQ(run_to_end({"resume", run_dir, "--no-progress"}, log), 0) << read_file(log);
+  auto resumed = boost::json::parse(read_file(run_dir + "/summary.json")).as_object();
+  EXPECT_EQ(resumed.at("final_metrics"), finished.at("final_metrics"));
+  EXPECT_EQ(resumed.at("evaluations"), finished.at("evaluations"));
+  EXPECT_EQ(metric_lines(run_dir, "eval").size(), evaluations);
+}
+
 // A hybrid run stopped right after a rolled-back phase (whose warning forces real steps
 // and halves the horizon cap) resumes into exactly what the uninterrupted run did: the
 // divergence monitor's state is in the checkpoint. The stopped run is the uninterrupted
@@ -138,6 +216,7 @@ TEST(Resume, StopRightAfterARollBackResumesExactly) {
     const std::string name = entry.path().filename().string();
     if (name.rfind("step_", 0) == 0 && std::stoll(name.substr(5)) > stop) fs::remove_all(entry.path());
   }
+  fs::remove(stopped + "/summary.json");  // a stopped run's says "interrupted", not "completed": resume refuses those
   ASSERT_EQ(run_to_end({"resume", stopped, "--no-progress"}, dir.path() + "/b.log"), 0) << read_file(dir.path() + "/b.log");
   EXPECT_THAT(read_file(dir.path() + "/b.log"), HasSubstr("(step " + std::to_string(stop) + ")"));
   expect_bit_identical(dir.path() + "/a/r", stopped);
@@ -181,7 +260,7 @@ TEST(Resume, CheckpointOfAnotherModelNamesTheParameterAndBothShapes) {
   TempDir dir;
   std::string manifest = dir.write("m.toml", full_manifest(dir.path()));
   ASSERT_EQ(run_to_end({"run", manifest, "run.max_steps=10", "--no-progress"}, dir.path() + "/log"), 0);
-  auto r = hpt::test::run_hpt({"resume", dir.path() + "/r", "task.hidden=[7]"});
+  auto r = hpt::test::run_hpt({"resume", dir.path() + "/r", "task.hidden=[7]", "run.max_steps=20"});
   EXPECT_EQ(r.code, 2) << r.err;
   EXPECT_THAT(r.err, HasSubstr("does not fit this model: parameter 'fc1.weight' has shape [16, 8] in the checkpoint "
                                "and [7, 8] in the model"));

@@ -28,12 +28,14 @@ hpt::host::PluginLoader& loader() {
   return instance;
 }
 
-std::shared_ptr<hpt::Task> make_task(const std::string& name, const Overrides& overrides, std::uint64_t seed = 0) {
+std::shared_ptr<hpt::Task> make_task(const std::string& name, const Overrides& overrides, std::uint64_t seed = 0,
+                                     bool inference_only = false) {
   auto info = loader().find(hpt::PluginKind::Task, name);
   hpt::Options options = hpt::Options::defaults(info->options);
   for (const auto& [key, value] : overrides) options.set(key, value);
   hpt::PluginContext context;
   context.seed = seed;
+  context.inference_only = inference_only;
   return loader().create<hpt::Task>(*info, context, options);
 }
 
@@ -291,6 +293,69 @@ TEST(CharLmTask, FolderCorpusReadsOnlyFilesWithoutExtension) {
     if (p.key() == "token_embedding.weight") EXPECT_EQ(p.value().size(0), 12);  // "abcdefgh xyz"
 }
 
+// The task's saved state as bytes, and loaded into `task`.
+std::string saved_state(const hpt::Task& task) {
+  std::ostringstream bytes;
+  torch::serialize::OutputArchive archive;
+  hpt::StateWriter state(archive, /*copy=*/true);
+  task.save(state);
+  archive.save_to(bytes);
+  return bytes.str();
+}
+
+void load_state(hpt::Task& task, const std::string& bytes) {
+  std::istringstream in(bytes);
+  torch::serialize::InputArchive archive;
+  archive.load_from(in);
+  task.load(archive);
+}
+
+TEST(CharLmTask, InferenceOnlyReadsNoCorpusAndSamplesLikeTheTrainedTask) {
+  TempDir dir;
+  std::string text;
+  for (int i = 0; i < 100; ++i) text += "hello world, ";
+  dir.write("corpus.txt", text);
+  const Overrides small = {{"corpus", dir.path() + "/corpus.txt"}, {"context", std::int64_t{16}},
+                           {"batch_size", std::int64_t{4}}, {"eval_batches", std::int64_t{1}}};
+  auto trained = make_task("char_lm", small, 5);
+  train(*trained, 5, 1e-2);
+  auto inference = make_task("char_lm", with(small, "corpus", dir.path() + "/missing"), 5, /*inference_only=*/true);
+  EXPECT_THROW(inference->model(), hpt::RunError);  // built by load()
+  load_state(*inference, saved_state(*trained));
+  {
+    torch::NoGradGuard no_grad;
+    auto from = trained->model().named_parameters(true);
+    auto to = inference->model().named_parameters(true);
+    ASSERT_EQ(from.size(), to.size());
+    for (std::size_t i = 0; i < from.size(); ++i) to[i].value().copy_(from[i].value());
+  }
+  EXPECT_TRUE(inference->can_sample());
+  hpt::SampleRequest request{"hello", 30, 0.8, 11};
+  const std::string text_sampled = inference->sample(request);
+  EXPECT_EQ(text_sampled, trained->sample(request));
+  EXPECT_EQ(text_sampled.size(), 35u);
+  EXPECT_EQ(text_sampled.substr(0, 5), "hello");
+  for (char c : text_sampled) EXPECT_NE(std::string("helo wrd,").find(c), std::string::npos) << c;
+  EXPECT_THROW(inference->next_batch(), hpt::RunError);
+  request.prompt = "HELLO\n";
+  try {
+    inference->sample(request);
+    ADD_FAILURE() << "a prompt outside the vocabulary was accepted";
+  } catch (const hpt::BadInput& e) {
+    EXPECT_THAT(std::string(e.what()), HasSubstr("lacks: 'H' 'E' 'L' 'O' '\\n'"));
+  }
+}
+
+TEST(CharLmTask, StateFromAnotherCorpusIsRefused) {
+  TempDir dir;
+  dir.write("a.txt", std::string(2000, 'a') + "bc");
+  dir.write("b.txt", std::string(2000, 'a') + "bd");
+  const Overrides small = {{"context", std::int64_t{16}}, {"batch_size", std::int64_t{4}}, {"eval_batches", std::int64_t{1}}};
+  auto a = make_task("char_lm", with(small, "corpus", dir.path() + "/a.txt"));
+  auto b = make_task("char_lm", with(small, "corpus", dir.path() + "/b.txt"));
+  EXPECT_THROW(load_state(*b, saved_state(*a)), hpt::BadInput);
+}
+
 TEST(CharLmTask, MissingCorpusNamesThePathAndThePackage) {
   TempDir dir;
   std::string missing = dir.path() + "/no-fortunes";
@@ -350,14 +415,40 @@ struct ScriptFixture {
   Overrides options() const { return {{"module_path", module_path}, {"data_path", data_path}}; }
 };
 
-TEST(TorchScriptTask, ParametersAreTheScriptModulesRenamed) {
+TEST(TorchScriptTask, ParametersKeepTheScriptModulesNames) {
   ScriptFixture fixture;
   auto task = make_task("torchscript", fixture.options());
   std::vector<std::string> names;
   for (const auto& p : task->model().named_parameters(true)) names.push_back(p.key());
-  EXPECT_EQ(names, (std::vector<std::string>{"hidden_weight", "hidden_bias", "out_weight", "out_bias"}));
+  EXPECT_EQ(names, (std::vector<std::string>{"hidden.weight", "hidden.bias", "out.weight", "out.bias"}));
   torch::jit::Module original = torch::jit::load(fixture.module_path);
-  EXPECT_TRUE(torch::equal(task->model().named_parameters()["hidden_weight"], original.attr("hidden").toModule().attr("weight").toTensor()));
+  EXPECT_TRUE(torch::equal(task->model().named_parameters()["hidden.weight"], original.attr("hidden").toModule().attr("weight").toTensor()));
+  // The very same tensors: a step on the wrapper's parameters moves the script module's.
+  torch::NoGradGuard no_grad;
+  hpt::Batch batch = task->next_batch();
+  const double before = task->loss(batch).item<double>();
+  task->model().named_parameters()["out.bias"].add_(1.0);
+  EXPECT_NE(task->loss(batch).item<double>(), before);
+}
+
+TEST(TorchScriptTask, BuffersKeepTheirNamesInNestedModules) {
+  TempDir dir;
+  torch::jit::Module norm("Norm");
+  norm.register_buffer("running_mean", torch::zeros({3}));
+  norm.define("def forward(self, x):\n    return x - self.running_mean\n");
+  torch::jit::Module block("Block");
+  block.register_module("0", norm);
+  block.define("def forward(self, x):\n    return x\n");
+  torch::jit::Module net("Net");
+  net.register_module("encoder", block);
+  net.register_parameter("scale", torch::ones({3}), false);
+  net.define("def forward(self, x):\n    return self.encoder.forward(x) * self.scale\n");
+  net.save(dir.path() + "/net.pt");
+  write_tensor_file(dir.path() + "/data.pt", torch::randn({20, 3}), torch::randn({20, 3}));
+  auto task = make_task("torchscript", {{"module_path", dir.path() + "/net.pt"}, {"data_path", dir.path() + "/data.pt"}});
+  std::vector<std::string> buffers;
+  for (const auto& b : task->model().named_buffers(true)) buffers.push_back(b.key());
+  EXPECT_EQ(buffers, (std::vector<std::string>{"encoder.0.running_mean"}));
 }
 
 TEST(TorchScriptTask, RegressionLossFalls) {
@@ -409,6 +500,77 @@ TEST(TorchScriptTask, MissingFilesAreNamed) {
               HasSubstr("TorchScript module " + missing + " does not exist"));
   EXPECT_THAT(creation_error("torchscript", with(fixture.options(), "data_path", missing)),
               HasSubstr("data file " + missing + " does not exist"));
+}
+
+void write_pickle(const std::string& path, const torch::IValue& value) {
+  std::vector<char> bytes = torch::pickle_save(value);
+  std::ofstream(path, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
+torch::IValue tensor_dict(const std::vector<std::pair<std::string, torch::Tensor>>& items) {
+  c10::Dict<std::string, torch::Tensor> dict;
+  for (const auto& [key, tensor] : items) dict.insert(key, tensor);
+  return dict;
+}
+
+TEST(TorchScriptTask, DataFilesAsPyTorchUsersSaveThem) {
+  ScriptFixture fixture;
+  torch::manual_seed(4);
+  torch::Tensor x = torch::randn({80, 6}), y = torch::randn({80, 2});
+  auto first_batch = [&](const torch::IValue& layout) {
+    write_pickle(fixture.data_path, layout);
+    return make_task("torchscript", fixture.options(), 7)->next_batch();
+  };
+  hpt::Batch pair = first_batch(std::vector<torch::Tensor>{x, y});
+  EXPECT_TRUE(same_batch(first_batch(tensor_dict({{"inputs", x}, {"targets", y}})), pair));
+  EXPECT_TRUE(same_batch(first_batch(tensor_dict({{"x", x}, {"y", y}})), pair));
+  EXPECT_TRUE(same_batch(first_batch(c10::ivalue::Tuple::create(x, y)), pair));  // a TensorDataset's tensors
+
+  write_pickle(fixture.data_path, tensor_dict({{"features", x}, {"labels", y}}));
+  std::string message = creation_error("torchscript", fixture.options());
+  EXPECT_THAT(message, HasSubstr("holds a dict {'features': Tensor [80, 6], 'labels': Tensor [80, 2]}"));
+  EXPECT_THAT(message, HasSubstr("expected {\"inputs\": X, \"targets\": Y}"));
+  write_pickle(fixture.data_path, c10::ivalue::Tuple::create(x, y, y));
+  EXPECT_THAT(creation_error("torchscript", fixture.options()), HasSubstr("holds a tuple of 3 (Tensor [80, 6]"));
+}
+
+// Targets 0 for the first 80 rows and 100 for the last 20: the validation loss says which
+// rows were held out (the module's outputs are small).
+struct SplitFixture : ScriptFixture {
+  SplitFixture() {
+    torch::manual_seed(3);
+    write_tensor_file(data_path, torch::randn({100, 6}),
+                      torch::cat({torch::zeros({80, 2}), torch::full({20, 2}, 100.0)}));
+  }
+  double val_loss(const Overrides& overrides, std::uint64_t seed = 0) const {
+    auto task = make_task("torchscript", overrides, seed);
+    torch::NoGradGuard no_grad;
+    return task->evaluate().at("val_loss");
+  }
+};
+
+TEST(TorchScriptTask, RowsAreShuffledWithTheRunSeedBeforeTheSplitUnlessShuffleIsOff) {
+  SplitFixture fixture;
+  const double tail = fixture.val_loss(with(fixture.options(), "shuffle", false));
+  EXPECT_GT(tail, 9000.0);  // every held-out row is a 100
+  const double shuffled = fixture.val_loss(fixture.options());
+  EXPECT_LT(shuffled, 6000.0);  // about a fifth are
+  EXPECT_EQ(fixture.val_loss(fixture.options()), shuffled);  // the run seed decides
+  EXPECT_NE(fixture.val_loss(fixture.options(), 1), shuffled);
+}
+
+TEST(TorchScriptTask, AValidationFileReplacesTheHeldOutRows) {
+  SplitFixture fixture;
+  const std::string val_path = fixture.dir.path() + "/val.pt";
+  write_tensor_file(val_path, torch::randn({10, 6}), torch::full({10, 2}, 100.0));
+  auto options = with(with(fixture.options(), "val_data_path", val_path), "val_fraction", 0.0);
+  EXPECT_GT(fixture.val_loss(options), 9000.0);
+  // Without it, val_fraction = 0 holds nothing out.
+  EXPECT_THAT(creation_error("torchscript", with(fixture.options(), "val_fraction", 0.0)),
+              HasSubstr("or set val_data_path to a validation file"));
+  write_tensor_file(val_path, torch::randn({10, 5}), torch::randn({10, 2}));
+  EXPECT_THAT(creation_error("torchscript", options),
+              HasSubstr("validation file " + val_path + " has rows of inputs [5] and targets [2], but"));
 }
 
 TEST(TorchScriptTask, MismatchedDataIsABadInput) {

@@ -3,6 +3,10 @@
 #include "config/message_text.hpp"
 
 #include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <set>
 #include <sstream>
@@ -16,7 +20,8 @@ namespace {
 const std::vector<std::string> kTopLevel = {"bench", "variant"};
 const std::vector<std::string> kBenchKeys = {"name", "base", "seeds", "baseline", "target", "budget", "runs_dir"};
 const std::vector<std::string> kTargetKeys = {"metric", "value", "mode", "stop", "min_steps"};
-const std::vector<std::string> kVariantKeys = {"name", "overrides", "set"};
+const std::vector<std::string> kVariantKeys = {"name", "overrides", "set", "grid"};
+constexpr std::size_t kMaxGridVariants = 1000;  // a grid larger than this is a typo, not a plan
 
 // Run keys the bench sets itself, so that every variant runs the same protocol.
 const std::vector<std::pair<std::string, std::string>> kBenchOwnedKeys = {
@@ -24,6 +29,52 @@ const std::vector<std::pair<std::string, std::string>> kBenchOwnedKeys = {
     {"run.runs_dir", "bench.runs_dir"}, {"run.resume", "the bench"},
     {"run.max_steps", "bench.budget"}, {"run.target", "bench.target"},
 };
+
+// Owned run keys a command-line override may still give: they mean these bench keys.
+const std::vector<std::pair<std::string, std::string>> kRunKeyAliases = {
+    {"run.max_steps", "bench.budget"}, {"run.target", "bench.target"}, {"run.runs_dir", "bench.runs_dir"}};
+
+bool key_at_or_under(const std::string& key, const std::string& prefix) {
+  return key == prefix || key.rfind(prefix + ".", 0) == 0;
+}
+
+// The command line's overrides: bench.* keys (and the run keys that mean bench keys) for
+// the bench file, every other key for the run manifest of every variant.
+struct SplitOverrides {
+  std::vector<std::string> bench;
+  std::vector<std::string> run;
+};
+
+SplitOverrides split_overrides(const std::vector<std::string>& given) {
+  SplitOverrides out;
+  for (const auto& o : given) {
+    auto eq = o.find('=');
+    if (eq == std::string::npos || eq == 0)
+      throw BadInput("override '" + o + "' is not of the form key.path=value (e.g. bench.seeds=[0,1] or optimizer.lr=3e-3)");
+    std::string key = o.substr(0, eq);
+    if (key_at_or_under(key, "bench")) {
+      out.bench.push_back(o);
+      continue;
+    }
+    if (key_at_or_under(key, "variant"))
+      throw BadInput("override '" + o + "': '" + key + "': variants cannot be changed from the command line; edit the "
+                     "bench file, or give a run key without 'variant.' (e.g. optimizer.lr=3e-3) to change every variant");
+    if (key == "run")
+      throw BadInput("override '" + o + "': give [run] keys one by one (e.g. run.eval_every=100)");
+    auto alias = std::find_if(kRunKeyAliases.begin(), kRunKeyAliases.end(),
+                              [&](const auto& a) { return key_at_or_under(key, a.first); });
+    if (alias != kRunKeyAliases.end()) {
+      out.bench.push_back(alias->second + o.substr(alias->first.size()));
+      continue;
+    }
+    for (const auto& [owned, by] : kBenchOwnedKeys)
+      if (key_at_or_under(key, owned))
+        throw BadInput("override '" + o + "': '" + key + "' cannot be overridden in a bench: " + owned + " is set by " +
+                       by + " for every run alike");
+    out.run.push_back(o);
+  }
+  return out;
+}
 
 // The node as TOML text, e.g. "linear" or { metric = "val_loss" }.
 std::string toml_text(const toml::node& node) {
@@ -33,6 +84,26 @@ std::string toml_text(const toml::node& node) {
 }
 
 std::string toml_string(const std::string& s) { return toml_text(toml::value<std::string>(s)); }
+
+// A float as TOML in the fewest digits that read back to the same double: 0.03, not
+// toml++'s 0.029999999999999999 (variant names and the reports show these).
+std::string float_text(double v) {
+  if (!std::isfinite(v)) return toml_text(toml::value<double>(v));
+  char buf[40];
+  for (int digits = 1; digits <= 17; ++digits) {
+    std::snprintf(buf, sizeof buf, "%.*g", digits, v);
+    if (std::strtod(buf, nullptr) == v) break;
+  }
+  std::string text = buf;
+  if (text.find_first_of(".e") == std::string::npos) text += ".0";  // stays a float
+  return text;
+}
+
+// A value as TOML, floats short.
+std::string value_text(const toml::node& node) {
+  if (auto f = node.value_exact<double>()) return float_text(*f);
+  return toml_text(node);
+}
 
 bool usable_as_directory_name(const std::string& s) {
   if (s.empty() || s.front() == '.') return false;
@@ -52,12 +123,14 @@ class Checker {
   const std::vector<std::string>& errors() const { return errors_; }
 
   // Reports every key of `table` not in `allowed`, with the closest allowed name.
-  void known_keys(const toml::table& table, const std::string& section, const std::vector<std::string>& allowed) {
+  // `prefix`: the table's dotted path ("bench"), so that a key set by an override is named as such.
+  void known_keys(const toml::table& table, const std::string& section, const std::vector<std::string>& allowed,
+                  const std::string& prefix) {
     for (const auto& [key, node] : table) {
       std::string k(key.str());
       if (std::find(allowed.begin(), allowed.end(), k) != allowed.end()) continue;
       std::string near = closest_name(k, allowed);
-      error(key, section + "." + k,
+      error(key, prefix.empty() ? k : prefix + "." + k,
             "unknown key '" + k + "' in " + section + (near.empty() ? "" : "; did you mean '" + near + "'?") +
                 " (" + section + " accepts: " + join(allowed, ", ") + ")");
     }
@@ -131,7 +204,7 @@ std::vector<std::string> check_target(Checker& c, const toml::node& node) {
     c.wrong(node, "bench.target", "a table like { metric = \"val_accuracy\", value = 0.895 }");
     return {};
   }
-  c.known_keys(*t, "bench.target", kTargetKeys);
+  c.known_keys(*t, "bench.target", kTargetKeys, "bench.target");
   const toml::node* metric = c.required(*t, "bench.target", "metric", "\"val_accuracy\"");
   const toml::node* value = c.required(*t, "bench.target", "value", "0.895");
   std::string text = "{ ";
@@ -184,25 +257,113 @@ void flatten_set(Checker& c, const toml::table& table, const std::string& prefix
       flatten_set(c, *sub, dotted + ".", variant, out);
       continue;
     }
-    std::string given = dotted + "=" + toml_text(node);
+    std::string given = dotted + "=" + value_text(node);
     check_override(c, node, "variant.set." + dotted, variant, given);
     out.push_back(given);
   }
 }
 
-std::optional<BenchVariant> check_variant(Checker& c, const Manifest& m, const toml::node& node) {
+// One key of a [[variant]] grid: its dotted path and its values (as TOML text, and as
+// they read in a variant's name), in the order of the file.
+struct GridAxis {
+  std::string key;
+  std::vector<std::string> values;
+  std::vector<std::string> labels;
+  std::vector<bool> named_by_value;  // a string value names itself ("linear"); others need the key
+  std::pair<std::uint32_t, std::uint32_t> at;  // line, column: toml++ tables do not keep the file's order
+};
+
+// A grid value as it reads in a variant's name: strings bare, other values as TOML,
+// anything but letters, digits, '_', '-' and '.' as '_' (a name is a directory name).
+std::string name_label(const toml::node& node) {
+  std::string text = node.is_string() ? *node.value_exact<std::string>() : value_text(node);
+  for (char& ch : text)
+    if (!(std::isalnum(static_cast<unsigned char>(ch)) || ch == '_' || ch == '-' || ch == '.')) ch = '_';
+  return text;
+}
+
+// grid = { "optimizer.lr" = [1e-3, 3e-3], phase = { warmup_steps = [10, 20] } }: nested
+// tables become dotted keys, as in [variant.set].
+void flatten_grid(Checker& c, const toml::table& table, const std::string& prefix, const std::string& variant,
+                  std::vector<GridAxis>& out) {
+  for (const auto& [key, node] : table) {
+    std::string dotted = prefix + std::string(key.str());
+    if (const toml::table* sub = node.as_table()) {
+      flatten_grid(c, *sub, dotted + ".", variant, out);
+      continue;
+    }
+    const toml::array* values = node.as_array();
+    if (values == nullptr || values->empty()) {
+      c.wrong(node, "variant.grid." + dotted, "a non-empty array of the values to try, like [1e-3, 3e-3]");
+      continue;
+    }
+    check_override(c, node, "variant.grid." + dotted, variant, dotted + "=[]");
+    GridAxis axis;
+    axis.key = dotted;
+    axis.at = {node.source().begin.line, node.source().begin.column};
+    for (const auto& v : *values) {
+      axis.values.push_back(value_text(v));
+      axis.labels.push_back(name_label(v));
+      axis.named_by_value.push_back(v.is_string());
+    }
+    out.push_back(std::move(axis));
+  }
+}
+
+// One variant per combination of the grid's values (the first key varies slowest), named
+// <name>-<key><value>-...: each key's last part (its whole path when two keys share it)
+// and the value, e.g. adamw-lr0.001-weight_decay0.01; a string value stands alone
+// (hybrid-linear).
+std::vector<BenchVariant> expand_grid(Checker& c, const toml::node& grid_node, const BenchVariant& v) {
+  std::vector<GridAxis> axes;
+  flatten_grid(c, *grid_node.as_table(), "", v.name, axes);
+  if (axes.empty()) {
+    c.wrong(grid_node, "variant.grid", "a table of key.path = [values...] with at least one key");
+    return {};
+  }
+  std::sort(axes.begin(), axes.end(), [](const GridAxis& a, const GridAxis& b) { return a.at < b.at; });
+  std::vector<std::string> last_parts, short_keys;
+  for (const auto& a : axes) last_parts.push_back(a.key.substr(a.key.rfind('.') == std::string::npos ? 0 : a.key.rfind('.') + 1));
+  for (std::size_t i = 0; i < axes.size(); ++i)
+    short_keys.push_back(std::count(last_parts.begin(), last_parts.end(), last_parts[i]) > 1 ? axes[i].key : last_parts[i]);
+  std::size_t count = 1;
+  for (const auto& a : axes) count = std::min(count * a.values.size(), kMaxGridVariants + 1);
+  if (count > kMaxGridVariants) {
+    c.error(grid_node, "variant.grid", "variant '" + v.name + "': the grid makes more than " +
+                                           std::to_string(kMaxGridVariants) + " variants");
+    return {};
+  }
+  std::vector<BenchVariant> out;
+  std::vector<std::size_t> index(axes.size(), 0);
+  for (std::size_t n = 0; n < count; ++n) {
+    BenchVariant e = v;
+    for (std::size_t i = 0; i < axes.size(); ++i) {
+      e.name += "-" + (axes[i].named_by_value[index[i]] ? "" : short_keys[i]) + axes[i].labels[index[i]];
+      e.overrides.push_back(axes[i].key + "=" + axes[i].values[index[i]]);
+    }
+    out.push_back(std::move(e));
+    for (std::size_t i = axes.size(); i-- > 0;) {  // odometer: the last key turns fastest
+      if (++index[i] < axes[i].values.size()) break;
+      index[i] = 0;
+    }
+  }
+  return out;
+}
+
+// A [[variant]], its grid expanded (one variant, or one per combination).
+std::vector<BenchVariant> check_variant(Checker& c, const Manifest& m, const toml::node& node) {
   const toml::table* t = node.as_table();
   if (t == nullptr) {
     c.wrong(node, "variant", "a table ([[variant]])");
-    return std::nullopt;
+    return {};
   }
-  c.known_keys(*t, "[[variant]]", kVariantKeys);
+  c.known_keys(*t, "[[variant]]", kVariantKeys, "variant");
   BenchVariant v;
   v.where = m.where(t->source(), "variant");
   const toml::node* name = c.required(*t, "[[variant]]", "name", "\"<variant name>\"");
-  if (name == nullptr) return std::nullopt;
+  if (name == nullptr) return {};
   auto n = c.name(*name, "variant.name");
-  if (!n) return std::nullopt;
+  if (!n) return {};
   v.name = *n;
   if (const toml::node* o = t->get("overrides")) {
     const toml::array* arr = o->as_array();
@@ -219,19 +380,35 @@ std::optional<BenchVariant> check_variant(Checker& c, const Manifest& m, const t
     if (const toml::table* set = s->as_table()) flatten_set(c, *set, "", v.name, v.overrides);
     else c.wrong(*s, "variant.set", "a table of key.path = value ([variant.set])");
   }
-  return v;
+  if (const toml::node* g = t->get("grid")) {
+    if (g->is_table()) return expand_grid(c, *g, v);
+    c.wrong(*g, "variant.grid", "a table of key.path = [values...], like { \"optimizer.lr\" = [1e-3, 3e-3] }");
+    return {};
+  }
+  return {v};
 }
 
 }  // namespace
 
-BenchManifest load_bench_manifest(const std::string& path) {
-  Manifest m = Manifest::load(path);
+bool is_bench_manifest(const std::string& path) {
+  try {
+    toml::table t = toml::parse_file(path);
+    return t.contains("bench");
+  } catch (const toml::parse_error&) {
+    return false;
+  }
+}
+
+BenchManifest load_bench_manifest(const std::string& path, const std::vector<std::string>& overrides) {
+  SplitOverrides split = split_overrides(overrides);
+  Manifest m = Manifest::load(path, split.bench);
   Checker c(m);
   const toml::table& root = m.table();
-  c.known_keys(root, "the bench file", kTopLevel);
+  c.known_keys(root, "the bench file", kTopLevel, "");
 
   BenchManifest b;
   b.path = path;
+  b.run_overrides = split.run;
   b.name = fs::path(path).stem().string();
   const toml::node* bench_node = root.get("bench");
   const toml::table* bench = bench_node ? bench_node->as_table() : nullptr;
@@ -242,7 +419,7 @@ BenchManifest load_bench_manifest(const std::string& path) {
   const toml::node* baseline_node = nullptr;
   std::optional<std::string> runs_dir;
   if (bench) {
-    c.known_keys(*bench, "[bench]", kBenchKeys);
+    c.known_keys(*bench, "[bench]", kBenchKeys, "bench");
     if (const toml::node* n = bench->get("name"))
       if (auto v = c.name(*n, "bench.name")) b.name = *v;
     if (const toml::node* n = c.required(*bench, "[bench]", "base", "\"<run manifest, relative to this file>\"")) {
@@ -267,14 +444,14 @@ BenchManifest load_bench_manifest(const std::string& path) {
   if (variants && !arr) c.wrong(*variants, "variant", "an array of tables ([[variant]] sections)");
   if (variants == nullptr || (arr && arr->empty())) c.error("no variants: add [[variant]] sections, each with a name");
   for (std::size_t i = 0; arr && i < arr->size(); ++i) {
-    auto v = check_variant(c, m, *arr->get(i));
-    if (!v) continue;
-    auto same = std::find_if(b.variants.begin(), b.variants.end(), [&](const BenchVariant& o) { return o.name == v->name; });
-    if (same != b.variants.end())
-      c.error(*arr->get(i)->as_table()->get("name"), "variant.name",
-              "variant name '" + v->name + "' is used twice (first at " + same->where + ")");
-    else
-      b.variants.push_back(std::move(*v));
+    for (auto& v : check_variant(c, m, *arr->get(i))) {
+      auto same = std::find_if(b.variants.begin(), b.variants.end(), [&](const BenchVariant& o) { return o.name == v.name; });
+      if (same != b.variants.end())
+        c.error(*arr->get(i)->as_table()->get("name"), "variant.name",
+                "variant name '" + v.name + "' is used twice (first at " + same->where + ")");
+      else
+        b.variants.push_back(std::move(v));
+    }
   }
 
   if (baseline) {
@@ -296,7 +473,59 @@ BenchManifest load_bench_manifest(const std::string& path) {
   return b;
 }
 
+namespace {
+
+// Whether `key` ("task.data_path") names a path option (OptionType::Path) of the run
+// `resolved` describes: a plugin's, or the host's `task.init_from`.
+bool is_path_key(const ResolvedManifest& resolved, const std::string& key) {
+  const auto dot = key.find('.');
+  if (dot == std::string::npos) return false;
+  const std::string section = key.substr(0, dot), name = key.substr(dot + 1);
+  auto path_in = [&](const std::vector<OptionSpec>& specs) {
+    return std::any_of(specs.begin(), specs.end(),
+                       [&](const OptionSpec& s) { return s.name == name && s.type == OptionType::Path; });
+  };
+  for (const auto& [kind, choice] : resolved.plugins) {
+    if (section != section_name(kind)) continue;
+    if (kind == PluginKind::Task && path_in(task_host_option_specs())) return true;
+    return choice.info && path_in(choice.info->options);
+  }
+  return false;
+}
+
+// A variant's key that names a path, with a relative path as its value: the path made
+// absolute against the bench file's folder, as a path in a run manifest is made absolute
+// against that manifest's. (The child `hpt run` would read a relative one against its
+// working directory, as it reads every command-line override.) Other overrides: unchanged.
+std::string anchored_override(const ResolvedManifest& resolved, const std::string& bench_path,
+                              const std::string& given) {
+  const auto eq = given.find('=');
+  if (eq == std::string::npos || !is_path_key(resolved, given.substr(0, eq))) return given;
+  toml::table holder;
+  try {
+    holder = toml::parse(std::string_view("v = " + given.substr(eq + 1)), std::string("override"));
+  } catch (const toml::parse_error&) {
+    return given;
+  }
+  const auto value = holder["v"].value<std::string>();
+  if (!value || value->empty() || fs::path(*value).is_absolute()) return given;
+  const fs::path anchored = fs::absolute(fs::path(bench_path).parent_path() / *value).lexically_normal();
+  return given.substr(0, eq) + "=" + toml_string(anchored.string());
+}
+
+}  // namespace
+
 std::vector<PlannedRun> plan_runs(const BenchManifest& bench) {
+  if (!bench.run_overrides.empty()) {
+    // A bad command-line run override fails once, not once per variant.
+    try {
+      Manifest m = Manifest::load(bench.base, bench.run_overrides);
+      PluginLoader loader(PluginLoader::default_dirs(plugin_dirs_of(m)));
+      resolve(m, loader);
+    } catch (const BadInput& e) {
+      throw BadInput("the command line's run overrides do not apply to " + bench.base + ": " + e.what());
+    }
+  }
   std::vector<PlannedRun> runs;
   std::vector<std::string> errors;
   std::set<std::string> failed;  // report each variant once
@@ -307,7 +536,8 @@ std::vector<PlannedRun> plan_runs(const BenchManifest& bench) {
       r.seed = seed;
       r.name = v.name + "-s" + std::to_string(seed);
       r.run_dir = (fs::path(bench.runs_dir) / "runs" / r.name).string();
-      r.overrides = v.overrides;
+      r.overrides = bench.run_overrides;
+      r.overrides.insert(r.overrides.end(), v.overrides.begin(), v.overrides.end());
       r.overrides.insert(r.overrides.end(), bench.target.begin(), bench.target.end());
       if (bench.budget) r.overrides.push_back("run.max_steps=" + std::to_string(*bench.budget));
       r.overrides.push_back("run.seed=" + std::to_string(seed));
@@ -318,6 +548,15 @@ std::vector<PlannedRun> plan_runs(const BenchManifest& bench) {
         Manifest m = Manifest::load(bench.base, r.overrides);
         PluginLoader loader(PluginLoader::default_dirs(plugin_dirs_of(m)));
         r.resolved = resolve(m, loader);
+        // Paths a variant sets are relative to the bench file: anchor them and resolve again.
+        const std::size_t first = bench.run_overrides.size();
+        bool anchored = false;
+        for (std::size_t i = first; i < first + v.overrides.size(); ++i) {
+          std::string a = anchored_override(r.resolved, bench.path, r.overrides[i]);
+          anchored = anchored || a != r.overrides[i];
+          r.overrides[i] = std::move(a);
+        }
+        if (anchored) r.resolved = resolve(Manifest::load(bench.base, r.overrides), loader);
         if (!r.resolved.run.target)
           throw BadInput("no target: set bench.target = { metric = \"...\", value = ... } or run.target in " + bench.base);
       } catch (const BadInput& e) {

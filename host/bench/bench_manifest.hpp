@@ -15,6 +15,16 @@
 //   overrides = ['dynamics.plugin="linear"']
 //   [variant.set]                          # key.path = value, the same as an override
 //   "optimizer.lr" = 3e-3
+//
+//   [[variant]]                            # a grid: one variant per combination
+//   name = "adamw"                         # -> adamw-lr0.001, adamw-lr0.003
+//   grid = { "optimizer.lr" = [1e-3, 3e-3] }
+//
+// On the command line (`hpt bench BENCH.toml key=value ...`), bench.* keys override the
+// bench file (bench.seeds=[0,1]); any other key is a run override applied to the base
+// manifest of every variant (a variant that sets the same key keeps its value), except
+// run.max_steps, run.target and run.runs_dir, which mean bench.budget, bench.target and
+// bench.runs_dir.
 #pragma once
 
 #include <cstdint>
@@ -41,12 +51,18 @@ struct BenchManifest {
   std::vector<std::string> target;     // "run.target=..." when bench.target is given
   std::optional<std::int64_t> budget;
   std::string runs_dir;                // absolute
-  std::vector<BenchVariant> variants;
+  std::vector<BenchVariant> variants;  // grid variants expanded, one per combination
+  std::vector<std::string> run_overrides;  // from the command line, for every variant's run
 };
 
-// Parses and validates `path`. Every problem is reported with file:line:column, what
-// was expected and what was given, in one hpt::BadInput.
-BenchManifest load_bench_manifest(const std::string& path);
+// Parses and validates `path` with the command-line `overrides` applied (see above).
+// Every problem is reported with file:line:column (or the override), what was expected
+// and what was given, in one hpt::BadInput.
+BenchManifest load_bench_manifest(const std::string& path, const std::vector<std::string>& overrides = {});
+
+// Whether `path` is a TOML file with a [bench] section (a bench manifest, not a run
+// manifest). A file that does not parse is not.
+bool is_bench_manifest(const std::string& path);
 
 // One run of the suite: a variant at a seed, its command-line overrides and the run
 // manifest they resolve to.
@@ -55,14 +71,15 @@ struct PlannedRun {
   std::int64_t seed = 0;
   std::string name;                    // <variant>-s<seed>
   std::string run_dir;                 // <runs_dir>/runs/<name>
-  std::vector<std::string> overrides;  // for `hpt run BASE overrides...`
+  std::vector<std::string> overrides;  // for `hpt run BASE overrides...`: the command line's
+                                       // run overrides, the variant's, then the bench's own
   ResolvedManifest resolved;
 };
 
 // Every run in the order they go: seed-major, variants interleaved (A B C, A B C, ...).
 // Resolves each run's manifest as `hpt run` will (loading the plugins it names), so a
 // typo in a variant fails here, with hpt::BadInput naming the variant, rather than
-// hours into the suite. The suite needs a target (bench.target or the base's run.target).
+// hours into the suite (a bad command-line run override fails once, before any variant). The suite needs a target (bench.target or the base's run.target).
 std::vector<PlannedRun> plan_runs(const BenchManifest& bench);
 
 }  // namespace hpt::host

@@ -5,7 +5,9 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <functional>
 #include <iomanip>
+#include <optional>
 #include <limits>
 #include <map>
 #include <set>
@@ -61,45 +63,29 @@ std::string machine_text(const MachineInfo& m) {
   return m.arch + ", " + std::to_string(m.cores) + " cores, " + m.cpu_model;
 }
 
-// Per variant: (median, min, max) of the target metric at each time any of its runs
-// evaluated, each run holding its latest evaluation (runs without one yet left out).
+// Per variant: (median, min, max) over its runs' curves.
 struct MetricCurve {
   std::vector<CurvePoint> median, lower, upper;
 };
 
-MetricCurve metric_over_time(const std::vector<const RunRecord*>& runs, const std::string& metric) {
-  std::set<double> times;
-  std::vector<std::vector<CurvePoint>> curves;
-  for (const auto* r : runs) {
-    std::vector<CurvePoint> c;
-    for (const auto& e : r->evals) {
-      double t = report_number(e, "train_seconds"), v = report_number(e, metric.c_str());
-      if (std::isfinite(t) && std::isfinite(v)) c.push_back({t, v});
-    }
-    for (const auto& p : c) times.insert(p.x);
-    curves.push_back(std::move(c));
-  }
-  MetricCurve out;
-  for (double t : times) {
-    std::vector<double> values;
-    for (const auto& c : curves) {
-      auto after = std::upper_bound(c.begin(), c.end(), t, [](double x, const CurvePoint& p) { return x < p.x; });
-      if (after != c.begin()) values.push_back(std::prev(after)->y);
-    }
-    Spread s = spread(values);
-    out.median.push_back({t, s.median});
-    out.lower.push_back({t, s.min});
-    out.upper.push_back({t, s.max});
-  }
-  return out;
-}
-
-// Per variant: (median, min, max) of the binned training loss at each bin.
-MetricCurve loss_over_steps(const std::vector<const RunRecord*>& runs) {
+// `hold`: at each x where any run has a point, each run holds its latest point (runs
+// without one yet left out), as for evaluations that come at different times; otherwise
+// only the runs with a point at that very x count, as for bins that line up across seeds.
+MetricCurve median_band(const std::vector<std::vector<CurvePoint>>& curves, bool hold) {
   std::map<double, std::vector<double>> at;
-  for (const auto* r : runs)
-    for (const auto& p : r->loss)
-      if (std::isfinite(p.y)) at[p.x].push_back(p.y);
+  if (hold) {
+    std::set<double> xs;
+    for (const auto& c : curves)
+      for (const auto& p : c) xs.insert(p.x);
+    for (double x : xs)
+      for (const auto& c : curves) {
+        auto after = std::upper_bound(c.begin(), c.end(), x, [](double v, const CurvePoint& p) { return v < p.x; });
+        if (after != c.begin()) at[x].push_back(std::prev(after)->y);
+      }
+  } else {
+    for (const auto& c : curves)
+      for (const auto& p : c) at[p.x].push_back(p.y);
+  }
   MetricCurve out;
   for (const auto& [x, values] : at) {
     Spread s = spread(values);
@@ -110,6 +96,34 @@ MetricCurve loss_over_steps(const std::vector<const RunRecord*>& runs) {
   return out;
 }
 
+// A run's evaluations of `metric` against `x_key` ("train_seconds" or "step").
+std::vector<CurvePoint> eval_curve(const RunRecord& r, const std::string& x_key, const std::string& metric) {
+  std::vector<CurvePoint> c;
+  for (const auto& e : r.evals) {
+    double x = report_number(e, x_key.c_str()), v = report_number(e, metric.c_str());
+    if (std::isfinite(x) && std::isfinite(v)) c.push_back({x, v});
+  }
+  std::stable_sort(c.begin(), c.end(), [](const CurvePoint& a, const CurvePoint& b) { return a.x < b.x; });
+  return c;
+}
+
+std::vector<CurvePoint> finite_points(const std::vector<CurvePoint>& points) {
+  std::vector<CurvePoint> out;
+  for (const auto& p : points)
+    if (std::isfinite(p.x) && std::isfinite(p.y)) out.push_back(p);
+  return out;
+}
+
+// A plot of one figure against steps or time: per variant one thin line per seed, the
+// min–max band over seeds above them and the median on top.
+struct CurvePlot {
+  std::string id, title, x_label, y_label;
+  std::function<std::vector<CurvePoint>(const RunRecord&)> curve_of;
+  bool hold = false;                // median_band's `hold`
+  bool log_when_wide = false;       // log y when the values span more than 10x
+  std::optional<MetricGoal> target;  // a dashed line at the target value
+};
+
 std::vector<const RunRecord*> runs_of(const BenchResults& r, const std::string& variant) {
   std::vector<const RunRecord*> out;
   for (const auto& run : r.runs)
@@ -117,77 +131,63 @@ std::vector<const RunRecord*> runs_of(const BenchResults& r, const std::string& 
   return out;
 }
 
-std::string plot_metric_vs_time(const BenchResults& r) {
-  const std::string& metric = r.target.metric;
-  SvgPlot plot("metric-time", kPlotWidth, 440, "(b) " + metric + " against training time",
-               "training wall-clock time (s, evaluation excluded)", metric);
-  double t_max = 0, lo = r.target.value, hi = r.target.value;
-  std::vector<MetricCurve> curves;
+// The plot, or "" when no run has a point of it (a task without val_loss, runs not run).
+std::string plot_curves(const BenchResults& r, const CurvePlot& spec) {
+  std::vector<std::vector<std::vector<CurvePoint>>> per_seed;  // [variant][run] -> curve
+  double lo = std::numeric_limits<double>::infinity(), hi = -lo, x_max = 0;
   for (const auto& v : r.variants) {
-    curves.push_back(metric_over_time(runs_of(r, v), metric));
-    for (const auto& p : curves.back().lower) lo = std::min(lo, p.y), t_max = std::max(t_max, p.x);
-    for (const auto& p : curves.back().upper) hi = std::max(hi, p.y);
+    per_seed.emplace_back();
+    for (const auto* run : runs_of(r, v)) {
+      per_seed.back().push_back(finite_points(spec.curve_of(*run)));
+      for (const auto& p : per_seed.back().back()) lo = std::min(lo, p.y), hi = std::max(hi, p.y), x_max = std::max(x_max, p.x);
+    }
   }
-  double pad = 0.05 * (hi - lo);
-  plot.x_range(0, t_max * 1.02);
-  plot.y_range(lo - pad, hi + pad, false);
-  for (std::size_t i = 0; i < r.variants.size(); ++i) {
-    std::string c = color_of(r, r.variants[i]);
-    plot.band(curves[i].lower, curves[i].upper, c);
-    plot.line(curves[i].median, c, 2.2);
-    plot.legend(r.variants[i] + " (median)", c, SvgPlot::Swatch::Line);
-  }
-  plot.legend("min–max over seeds", "#555", SvgPlot::Swatch::Band);
-  plot.reference(r.target.value, "target " + goal_text(r.target));
-  return plot.render();
-}
-
-std::string plot_loss_vs_step(const BenchResults& r) {
-  std::vector<MetricCurve> curves;
-  double lo = std::numeric_limits<double>::infinity(), hi = 0, s_max = 0;
-  for (const auto& v : r.variants) {
-    curves.push_back(loss_over_steps(runs_of(r, v)));
-    for (const auto& p : curves.back().lower) lo = std::min(lo, p.y), s_max = std::max(s_max, p.x);
-    for (const auto& p : curves.back().upper) hi = std::max(hi, p.y);
-  }
-  bool log = lo > 0 && hi / lo > 10;
-  SvgPlot plot("loss-step", kPlotWidth, 440, "(c) training loss against step",
-               "step (real and predicted steps kept)", std::string("training loss (full and correct steps") +
-                                                         (log ? ", log scale)" : ")"));
-  if (!std::isfinite(lo)) lo = 0, hi = 1;
-  plot.x_range(0, s_max * 1.02);
+  if (!std::isfinite(lo)) return "";
+  if (spec.target) lo = std::min(lo, spec.target->value), hi = std::max(hi, spec.target->value);
+  const bool log = spec.log_when_wide && lo > 0 && hi / lo > 10;
+  SvgPlot plot(spec.id, kPlotWidth, 440, spec.title, spec.x_label, spec.y_label + (log ? " (log scale)" : ""));
+  plot.x_range(0, x_max * 1.02);
   if (log) plot.y_range(lo * 0.9, hi * 1.1, true);
-  else plot.y_range(std::min(0.0, lo), hi * 1.05, false);
+  else if (spec.target || lo < 0) plot.y_range(lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo), false);
+  else plot.y_range(0.0, hi * 1.05, false);
+  // Drawn in layers: every seed's line, then every band, then every median.
+  std::vector<MetricCurve> bands;
   for (std::size_t i = 0; i < r.variants.size(); ++i) {
-    std::string c = color_of(r, r.variants[i]);
-    plot.band(curves[i].lower, curves[i].upper, c);
-    plot.line(curves[i].median, c, 1.8);
-    plot.legend(r.variants[i] + " (median)", c, SvgPlot::Swatch::Line);
+    auto runs = runs_of(r, r.variants[i]);
+    for (std::size_t k = 0; k < runs.size(); ++k) plot.seed_line(per_seed[i][k], color_of(r, r.variants[i]), runs[k]->name);
+    bands.push_back(median_band(per_seed[i], spec.hold));
+  }
+  for (std::size_t i = 0; i < r.variants.size(); ++i) plot.band(bands[i].lower, bands[i].upper, color_of(r, r.variants[i]));
+  for (std::size_t i = 0; i < r.variants.size(); ++i) {
+    plot.line(bands[i].median, color_of(r, r.variants[i]), 2.2);
+    plot.legend(r.variants[i] + " (median)", color_of(r, r.variants[i]), SvgPlot::Swatch::Line);
   }
   plot.legend("min–max over seeds", "#555", SvgPlot::Swatch::Band);
+  plot.legend("one seed", "#555", SvgPlot::Swatch::ThinLine);
+  if (spec.target) plot.reference(spec.target->value, "target " + goal_text(*spec.target));
   return plot.render();
 }
 
-std::string plot_phase_timeline(const BenchResults& r) {
-  // One run per variant: the first seed whose run recorded steps.
+std::string plot_phase_timeline(const BenchResults& r, const std::string& letter) {
+  // Every run, variant by variant, seed by seed.
   std::vector<const RunRecord*> shown;
   std::vector<std::string> rows;
   double x_max = 0;
   for (const auto& v : r.variants) {
     for (const auto* run : runs_of(r, v)) {
-      if (run->phases.empty()) continue;
       shown.push_back(run);
-      rows.push_back(v + " (seed " + std::to_string(run->seed) + ")");
-      x_max = std::max(x_max, run->phases.back().end);
-      break;
+      rows.push_back(v + " · seed " + std::to_string(run->seed));
+      if (!run->phases.empty()) x_max = std::max(x_max, run->phases.back().end);
     }
   }
-  SvgPlot plot("phases", kPlotWidth, 120 + 64 * static_cast<int>(std::max<std::size_t>(1, rows.size())),
-               "(d) phase timeline: which steps were full, predicted, probe, correct, rolled back",
+  const int row_height = rows.size() <= 4 ? 60 : 34;
+  SvgPlot plot("phases", kPlotWidth, 120 + row_height * static_cast<int>(std::max<std::size_t>(1, rows.size())),
+               "(" + letter + ") phase timeline of every run: which steps were full, predicted, probe, correct, rolled back",
                "step-equivalents executed (discarded predictions included; resolution: run.log_every)", "");
   plot.y_rows(rows);
   plot.x_range(0, x_max * 1.01);
   for (std::size_t row = 0; row < shown.size(); ++row) {
+    if (shown[row]->phases.empty()) plot.note(row, 0, shown[row]->ran ? "no steps recorded" : "not run");
     for (const auto& s : shown[row]->phases)
       plot.span(row, s.begin, s.end, phase_color(s.kind), 0.4,
                 s.kind + ": steps " + short_number(s.begin) + "–" + short_number(s.end));
@@ -200,7 +200,7 @@ std::string plot_phase_timeline(const BenchResults& r) {
   return plot.render();
 }
 
-std::string plot_time_to_target(const BenchResults& r) {
+std::string plot_time_to_target(const BenchResults& r, std::size_t seeds) {
   double x_max = 0;
   for (const auto& s : r.stats) x_max = std::max(x_max, s.seconds.max);
   SvgPlot plot("time-to-target", kPlotWidth, 120 + 72 * static_cast<int>(r.variants.size()),
@@ -213,7 +213,8 @@ std::string plot_time_to_target(const BenchResults& r) {
     const VariantStats& s = r.stats[row];
     std::string c = color_of(r, s.name);
     if (s.seconds.count == 0) {
-      plot.note(row, 0, "no finished run");
+      bool ran = std::any_of(r.runs.begin(), r.runs.end(), [&](const RunRecord& run) { return run.variant == s.name && run.ran; });
+      plot.note(row, 0, ran ? "no finished run" : "not run");
       continue;
     }
     plot.span(row, 0, s.seconds.median, c, 0.4, s.name + ": median " + short_number(s.seconds.median) + " s");
@@ -225,7 +226,7 @@ std::string plot_time_to_target(const BenchResults& r) {
                run->name + ": " + short_number(t.seconds) + " s" + (t.reached ? "" : " (missed the target)"));
     }
     std::string text = "median " + short_number(s.seconds.median) + " s";
-    if (s.name != r.baseline && s.speedup.count) text += " · speedup ×" + short_number(s.speedup.median) + " vs " + r.baseline;
+    if (s.name != r.baseline && s.speedup.count) text += " · " + speedup_headline(s, r.baseline, seeds);
     text += " · " + std::to_string(s.reached) + "/" + std::to_string(s.finished) + " reached the target";
     plot.note(row, 0, text);
   }
@@ -260,7 +261,9 @@ std::vector<std::vector<std::string>> run_table(const BenchResults& r) {
     const RunRecord& run = r.runs[i];
     std::vector<std::string> row = {std::to_string(i + 1), run.name};
     if (!run.finished) {
-      std::string status = run.exit_code ? "failed (exit " + std::to_string(*run.exit_code) + ")" : "not finished";
+      std::string status = run.exit_code ? "failed (exit " + std::to_string(*run.exit_code) + ")"
+                           : run.ran     ? "not finished"
+                                         : "not run";
       row.insert(row.end(), {status, "—", "—", "—", "—", "—", "—", run.log});
       if (at_step) row.insert(row.begin() + 7, "—");
       rows.push_back(row);
@@ -315,6 +318,20 @@ std::string html_table(const std::vector<std::vector<std::string>>& rows) {
   return os.str();
 }
 
+// The headline of every variant but the baseline, one per line.
+std::vector<std::string> headlines(const BenchResults& r) {
+  std::vector<std::string> out;
+  for (const auto& s : r.stats)
+    if (s.name != r.baseline) out.push_back(s.name + ": " + speedup_headline(s, r.baseline, r.seeds.size()));
+  return out;
+}
+
+// Per seed, the baseline's time over the variant's: "1.12–1.99", or "" for one seed.
+std::string speedup_range_text(const VariantStats& s) {
+  if (s.speedup.count < 2) return "";
+  return short_number(s.speedup.min) + "–" + short_number(s.speedup.max);
+}
+
 std::string budget_rule_text(const BenchResults& r) {
   return "Budget: " + std::to_string(r.budget) +
          " step-equivalents per run. A run that never reaches the target counts as twice the budget (NiNo's rule): " +
@@ -327,11 +344,34 @@ std::string budget_rule_text(const BenchResults& r) {
 std::string failed_runs_text(const BenchResults& r) {
   std::string out;
   for (const auto& run : r.runs)
-    if (!run.finished) out += "- " + run.name + ": " + (run.exit_code ? "failed with exit code " + std::to_string(*run.exit_code) : std::string("not finished")) + "; log: " + run.log + "\n";
+    if (!run.finished)
+      out += "- " + run.name + ": " +
+             (run.exit_code ? "failed with exit code " + std::to_string(*run.exit_code) + "; log: " + run.log
+              : run.ran     ? "not finished; log: " + run.log
+                            : std::string("not run (run `hpt bench` without --report-only to run it)")) +
+             "\n";
   return out;
 }
 
 }  // namespace
+
+std::string speedup_headline(const VariantStats& s, const std::string& baseline, std::size_t seeds) {
+  if (s.speedup.count == 0) return "no seed where both it and " + baseline + " ran to the end";
+  const double m = s.speedup.median;
+  char ratio[32];
+  std::string text;
+  if (!(m > 0)) {
+    text = "no speed figure against " + baseline;
+  } else if (std::abs(m - 1.0) < 0.005) {
+    text = "as fast as " + baseline;
+  } else {
+    std::snprintf(ratio, sizeof ratio, "%.2fx", m > 1.0 ? m : 1.0 / m);
+    text = std::string(ratio) + (m > 1.0 ? " faster than " : " slower than ") + baseline;
+  }
+  std::string of = s.speedup.count == seeds ? std::to_string(seeds) : std::to_string(s.speedup.count) + " of " + std::to_string(seeds);
+  text += s.speedup.count == 1 ? " (" + of + " seed" + (seeds == 1 ? "" : "s") + ")" : " (median of " + of + " seeds)";
+  return text;
+}
 
 BenchResults collect_results(const BenchManifest& bench, const std::vector<PlannedRun>& runs,
                              const std::vector<RunOutcome>& outcomes, const std::string& command) {
@@ -370,6 +410,8 @@ std::string report_markdown(const BenchResults& r) {
   os << "- seeds:";
   for (auto s : r.seeds) os << " " << s;
   os << "; baseline: " << r.baseline << "\n\n";
+  for (const auto& h : headlines(r)) os << "**" << h << "**  \n";
+  if (!headlines(r).empty()) os << "\n";
   os << "Median (min–max) over seeds.\n\n" << markdown_table(variant_table(r)) << "\n";
   os << budget_rule_text(r) << "\n\n";
   os << "## Variants\n\n";
@@ -411,23 +453,50 @@ std::string report_html(const BenchResults& r) {
   os << "<div class=\"headline\">";
   for (const auto& s : r.stats) {
     if (s.name == r.baseline) continue;
-    os << "<div><b>" << xml_escape(s.name) << "</b>: "
-       << (s.speedup.count ? "×" + xml_escape(cell(s.speedup)) + " faster to target than " + xml_escape(r.baseline) +
-                                 " (median, min–max over seeds; below 1 is slower)"
-                           : "no seed where it and the baseline both finished")
-       << "</div>\n";
+    os << "<div><b>" << xml_escape(s.name) << "</b>: " << xml_escape(speedup_headline(s, r.baseline, r.seeds.size()))
+       << " <span class=\"meta\">(training time to " << xml_escape(goal_text(r.target));
+    std::string range = speedup_range_text(s);
+    if (!range.empty()) os << "; per seed, " << xml_escape(r.baseline) << "'s time over its time: " << xml_escape(range);
+    os << ")</span></div>\n";
   }
   os << "</div>\n";
-  os << "<figure>" << plot_time_to_target(r)
-     << "<figcaption>Each dot is one seed; hollow dots missed the target and count by the budget rule.</figcaption></figure>\n";
-  os << "<figure>" << plot_metric_vs_time(r)
-     << "<figcaption>Each run holds its latest evaluation; line: median over seeds, band: min–max.</figcaption></figure>\n";
-  os << "<figure>" << plot_loss_vs_step(r)
-     << "<figcaption>Mean training loss of the real (full and correct) steps in each bin of steps; median and "
-        "min–max over seeds.</figcaption></figure>\n";
-  os << "<figure>" << plot_phase_timeline(r)
-     << "<figcaption>Colored stretches: the kind of step that ran; ticks above: probe evaluations; triangles below: "
-        "roll-backs (the predicted steps before them were discarded).</figcaption></figure>\n";
+  // Figures, lettered in the order they appear (a plot without data is left out).
+  char letter = 'a';
+  auto figure = [&](const std::string& svg, const std::string& caption) {
+    if (svg.empty()) return;
+    os << "<figure>" << svg << "<figcaption>" << xml_escape(caption) << "</figcaption></figure>\n";
+    ++letter;
+  };
+  auto lettered = [&](const std::string& text) { return "(" + std::string(1, letter) + ") " + text; };
+  const std::string& metric = r.target.metric;
+  const std::string step_axis = "step (real and predicted steps kept)";
+  figure(plot_time_to_target(r, r.seeds.size()),
+         "Each dot is one seed; hollow dots missed the target and count by the budget rule.");
+  figure(plot_curves(r, {"metric-time", lettered(metric + " against training time"),
+                         "training wall-clock time (s, evaluation excluded)", metric,
+                         [&](const RunRecord& run) { return eval_curve(run, "train_seconds", metric); }, true, false,
+                         r.target}),
+         "Each run holds its latest evaluation; thin lines: one per seed; thick line: median over seeds; band: min–max.");
+  figure(plot_curves(r, {"val-loss-step", lettered("validation loss against step"), step_axis, "val_loss",
+                         [](const RunRecord& run) { return eval_curve(run, "step", "val_loss"); }, true, true,
+                         metric == "val_loss" ? std::optional<MetricGoal>(r.target) : std::nullopt}),
+         "val_loss at each evaluation; thin lines: one per seed; thick line: median over seeds; band: min–max.");
+  figure(plot_curves(r, {"loss-step", lettered("training loss against step"), step_axis,
+                         "training loss (full and correct steps)", [](const RunRecord& run) { return run.loss; }, false,
+                         true, std::nullopt}),
+         "Mean training loss of the real (full and correct) steps in each bin of steps; thin lines: one per seed; "
+         "thick line: median; band: min–max over seeds.");
+  figure(plot_curves(r, {"lr-step", lettered("learning rate against step"), step_axis, "learning rate",
+                         [](const RunRecord& run) { return run.lr; }, false, true, std::nullopt}),
+         "The optimizer's learning rate at the real steps, mean per bin of steps; thin lines: one per seed.");
+  figure(plot_curves(r, {"grad-norm-step", lettered("gradient norm against step"), step_axis,
+                         "gradient norm (full and correct steps)", [](const RunRecord& run) { return run.grad_norm; },
+                         false, true, std::nullopt}),
+         "The gradient norm of the real steps, mean per bin of steps; thin lines: one per seed; thick line: median; "
+         "band: min–max over seeds.");
+  figure(plot_phase_timeline(r, std::string(1, letter)),
+         "One row per run. Colored stretches: the kind of step that ran; ticks above: probe evaluations; triangles "
+         "below: roll-backs (the predicted steps before them were discarded).");
   os << "<h2>Per variant</h2>\n<p class=\"meta\">Median (min–max) over seeds.</p>\n" << html_table(variant_table(r));
   os << "<p class=\"meta\">" << xml_escape(budget_rule_text(r)) << "</p>\n";
   std::string failed = failed_runs_text(r);

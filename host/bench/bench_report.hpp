@@ -21,10 +21,17 @@ BenchResults collect_results(const BenchManifest& bench, const std::vector<Plann
 // the baseline; then every run; with the date, the machine and the command.
 std::string report_markdown(const BenchResults& results);
 
-// report.html: the same table under four plots: (a) time-to-target bars with min-max
-// whiskers, (b) validation metric against training time (median over seeds, min-max
-// band), (c) training loss against step, (d) a phase timeline per variant (one seed).
+// report.html: a headline per variant ("1.84x faster than baseline (median of 5 seeds)"),
+// the same table and these plots: (a) time-to-target bars with min-max whiskers and a
+// dot per seed; the target metric against training time; validation loss, training
+// loss, learning rate and gradient norm against step (each: one thin line per seed, the
+// min-max band over seeds and the median); the phase timeline of every run.
 std::string report_html(const BenchResults& results);
+
+// "1.84x faster than baseline (median of 5 seeds)", "1.41x slower than baseline (median
+// of 3 of 5 seeds)": the median over seeds of the baseline's time to target over the
+// variant's (above 1: faster), or why there is none; `seeds`: the suite's seed count.
+std::string speedup_headline(const VariantStats& stats, const std::string& baseline, std::size_t seeds);
 
 // Writes results.json, report.md and report.html into `dir`; returns their paths.
 std::vector<std::string> write_bench_reports(const BenchResults& results, const std::string& dir);

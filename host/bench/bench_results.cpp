@@ -30,11 +30,36 @@ std::optional<boost::json::object> read_json_object(const fs::path& path) {
   return v.as_object();
 }
 
-// Folds the step and rollback lines of metrics.jsonl into the record's loss bins and
-// phase timeline.
+// The mean of a per-step figure in each bin of steps.
+class BinnedCurve {
+ public:
+  explicit BinnedCurve(double bin_width) : bin_width_(bin_width) {}
+  void add(double step, const boost::json::object& line, const char* key) {
+    const auto* v = line.if_contains(key);
+    if (v == nullptr || !v->is_number()) return;
+    double y = v->to_number<double>();
+    if (!std::isfinite(y)) return;
+    auto& b = bins_[static_cast<std::int64_t>(std::max(0.0, step - 1) / bin_width_)];
+    b.first += y;
+    b.second += 1;
+  }
+  std::vector<CurvePoint> points() const {
+    std::vector<CurvePoint> out;
+    for (const auto& [bin, sum] : bins_)
+      out.push_back({(static_cast<double>(bin) + 0.5) * bin_width_, sum.first / static_cast<double>(sum.second)});
+    return out;
+  }
+
+ private:
+  double bin_width_;
+  std::map<std::int64_t, std::pair<double, std::int64_t>> bins_;
+};
+
+// Folds the step and rollback lines of metrics.jsonl into the record's loss, lr and
+// gradient norm bins and its phase timeline.
 class CurveBuilder {
  public:
-  CurveBuilder(RunRecord& record, double bin_width) : r_(record), bin_width_(bin_width) {}
+  CurveBuilder(RunRecord& record, double bin_width) : r_(record), loss_(bin_width), lr_(bin_width), grad_norm_(bin_width) {}
 
   void step_line(const boost::json::object& line) {
     std::string kind = json_text(line, "kind");
@@ -49,10 +74,9 @@ class CurveBuilder {
     x_ += dx;
     cursor_ = step;
     if (kind == "full" || kind == "correct") {
-      auto bin = static_cast<std::int64_t>(std::max(0.0, step - 1) / bin_width_);
-      auto& b = bins_[bin];
-      b.first += json_number(line, "loss", 0.0);
-      b.second += 1;
+      loss_.add(step, line, "loss");
+      lr_.add(step, line, "lr");
+      grad_norm_.add(step, line, "grad_norm");
     }
   }
 
@@ -62,16 +86,16 @@ class CurveBuilder {
   }
 
   void finish() {
-    for (const auto& [bin, sum] : bins_)
-      r_.loss.push_back({(static_cast<double>(bin) + 0.5) * bin_width_, sum.first / static_cast<double>(sum.second)});
+    r_.loss = loss_.points();
+    r_.lr = lr_.points();
+    r_.grad_norm = grad_norm_.points();
   }
 
  private:
   RunRecord& r_;
-  double bin_width_;
   double x_ = 0.0;       // step-equivalents executed so far
   double cursor_ = 0.0;  // the engine's step at the last line
-  std::map<std::int64_t, std::pair<double, std::int64_t>> bins_;
+  BinnedCurve loss_, lr_, grad_norm_;
 };
 
 bool is_final_status(const std::string& status) {
@@ -104,6 +128,7 @@ RunRecord read_run(const std::string& variant, std::int64_t seed, const std::str
   r.name = fs::path(run_dir).filename().string();
   fs::path inside = fs::path(run_dir) / "output.log";
   r.log = fs::exists(inside) ? inside.string() : run_dir + ".log";
+  r.ran = fs::exists(run_dir) || fs::exists(run_dir + ".log");
   if (auto s = read_json_object(fs::path(run_dir) / "summary.json")) {
     r.summary = *s;
     r.finished = is_final_status(json_text(r.summary, "status"));
@@ -272,6 +297,7 @@ boost::json::object results_json(const BenchResults& res) {
     j["name"] = r.name;
     j["run_dir"] = r.run_dir;
     j["log"] = r.log;
+    j["ran"] = r.ran;
     j["finished"] = r.finished;
     if (r.exit_code) j["exit_code"] = *r.exit_code;
     j["summary"] = r.summary;
@@ -283,6 +309,8 @@ boost::json::object results_json(const BenchResults& res) {
     for (const auto& e : r.evals) evals.push_back(e);
     j["evals"] = evals;
     j["train_loss"] = points_json(r.loss);
+    j["lr"] = points_json(r.lr);
+    j["grad_norm"] = points_json(r.grad_norm);
     boost::json::array phases;
     for (const auto& p : r.phases) phases.push_back(boost::json::array{p.begin, p.end, boost::json::string(p.kind)});
     j["phases"] = phases;

@@ -41,19 +41,22 @@ struct RunRecord {
   std::string name;
   std::string run_dir;
   std::string log;                       // the run's stdout and stderr
+  bool ran = false;                      // its run directory or its log exists ("not run" otherwise)
   bool finished = false;                 // summary.json with a final status
   std::optional<int> exit_code;          // when it ran in this invocation
   boost::json::object summary;           // summary.json as written
   std::vector<boost::json::object> evals;  // the eval lines of metrics.jsonl
   std::vector<CurvePoint> loss;          // training loss of real steps, mean per bin of steps
+  std::vector<CurvePoint> lr;            // learning rate of real steps, mean per bin
+  std::vector<CurvePoint> grad_norm;     // gradient norm of real steps, mean per bin
   std::vector<PhaseSegment> phases;
   std::vector<double> probes;            // x of each probe
   std::vector<double> rollbacks;         // x of each roll-back
 };
 
 // Reads `run_dir` (summary.json, metrics.jsonl); a run without them is not finished.
-// The loss curve has at most `loss_points` bins of equal width over the run's budget,
-// so that bins line up across seeds.
+// The loss, lr and gradient norm curves have at most `loss_points` bins of equal width
+// over the run's budget, so that bins line up across seeds.
 RunRecord read_run(const std::string& variant, std::int64_t seed, const std::string& run_dir, std::size_t loss_points);
 
 // A finished run's figures to the target, the budget rule applied when it missed.

@@ -1,6 +1,7 @@
 #include "bench/bench_runner.hpp"
 
 #include <fcntl.h>
+#include <sys/ioctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -10,6 +11,8 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <functional>
+#include <thread>
 #include <fstream>
 #include <iomanip>
 #include <ostream>
@@ -17,6 +20,7 @@
 
 #include <boost/json.hpp>
 
+#include "bench/run_progress.hpp"
 #include "process/stop_signal.hpp"
 
 namespace hpt::host {
@@ -26,6 +30,9 @@ namespace fs = std::filesystem;
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+constexpr auto kPollEvery = std::chrono::milliseconds(200);  // how often the running run is looked at
+constexpr double kPlainLineEvery = 5.0;                      // seconds between plain progress lines
 
 volatile std::sig_atomic_t g_child = 0;   // the running `hpt run`, 0 between runs
 volatile std::sig_atomic_t g_signal = 0;  // SIGINT or SIGTERM received by the suite
@@ -65,9 +72,10 @@ std::string read_text(const fs::path& path) {
 
 std::string sibling_log(const PlannedRun& run) { return run.run_dir + ".log"; }
 
-// Runs `exe args...` with stdout and stderr to `log`; returns its exit code (128 + signal
-// when a signal ended it).
-int run_process(const std::string& exe, const std::vector<std::string>& args, const std::string& log) {
+// Runs `exe args...` with stdout and stderr to `log`, calling `tick` every kPollEvery
+// while it runs; returns its exit code (128 + signal when a signal ended it).
+int run_process(const std::string& exe, const std::vector<std::string>& args, const std::string& log,
+                const std::function<void()>& tick) {
   std::vector<char*> argv;
   argv.push_back(const_cast<char*>(exe.c_str()));
   for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
@@ -94,20 +102,15 @@ int run_process(const std::string& exe, const std::vector<std::string>& args, co
   ::close(fd);
   g_child = pid;
   int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  while (true) {
+    pid_t done = ::waitpid(pid, &status, WNOHANG);
+    if (done == pid || (done < 0 && errno != EINTR)) break;
+    tick();
+    std::this_thread::sleep_for(kPollEvery);
   }
   g_child = 0;
   if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
   return WEXITSTATUS(status);
-}
-
-std::string duration_text(double seconds) {
-  std::ostringstream os;
-  long s = static_cast<long>(seconds + 0.5);
-  if (seconds < 60) os << std::fixed << std::setprecision(1) << seconds << "s";
-  else if (s < 3600) os << s / 60 << "m" << std::setw(2) << std::setfill('0') << s % 60 << "s";
-  else os << s / 3600 << "h" << std::setw(2) << std::setfill('0') << (s % 3600) / 60 << "m";
-  return os.str();
 }
 
 // "target_reached at step 2400 after 8.1 s of training" from the run's summary.json.
@@ -124,6 +127,69 @@ std::string result_text(const PlannedRun& run) {
   if (auto* t = o.if_contains("train_seconds"); t && t->is_number()) os << " after " << t->to_number<double>() << " s of training";
   return os.str();
 }
+
+// The console's view of the running run: its progress line, redrawn in place on a
+// terminal (cut to the terminal's width, so that the carriage return goes back to its
+// start), or printed as a plain line every kPlainLineEvery seconds otherwise.
+class LiveLine {
+ public:
+  LiveLine(std::ostream& out, bool terminal, std::string head, const PlannedRun& run)
+      : out_(out),
+        terminal_(terminal),
+        head_(std::move(head)),
+        progress_((fs::path(run.run_dir) / "metrics.jsonl").string(), run.resolved.run.max_steps, run.resolved.run.target) {}
+
+  void tick() {
+    bool fresh = progress_.poll();
+    if (!progress_.started()) return;
+    auto now = Clock::now();
+    if (terminal_) {
+      // Redrawn when something new came, and every second for the ETA.
+      if (!fresh && now - last_ < std::chrono::seconds(1)) return;
+      last_ = now;
+      std::string text = head_ + "running  " + progress_.line(true);
+      std::size_t width = terminal_width();
+      if (text.size() >= width) text.resize(width - 1);
+      out_ << "\r" << text << "\x1b[K" << std::flush;
+    } else if (fresh && std::chrono::duration<double>(now - last_).count() >= kPlainLineEvery) {
+      print_plain(true);
+    }
+  }
+
+  // The run ended: on a terminal the line is cleared for the result; otherwise the last
+  // state is printed, unless the last plain line already showed it.
+  void finish() {
+    progress_.poll();
+    if (terminal_) {
+      out_ << "\r\x1b[K" << std::flush;  // the run's result line takes its place
+      return;
+    }
+    if (progress_.started() && (progress_.step() != printed_step_ || progress_.evals() != printed_evals_))
+      print_plain(false);
+  }
+
+ private:
+  void print_plain(bool with_eta) {
+    last_ = Clock::now();
+    printed_step_ = progress_.step();
+    printed_evals_ = progress_.evals();
+    out_ << head_ << progress_.line(with_eta) << "\n" << std::flush;
+  }
+
+  static std::size_t terminal_width() {
+    struct winsize w {};
+    if (::ioctl(STDOUT_FILENO, TIOCGWINSZ, &w) == 0 && w.ws_col > 20) return w.ws_col;
+    return 80;
+  }
+
+  std::ostream& out_;
+  bool terminal_;
+  std::string head_;
+  RunProgress progress_;
+  Clock::time_point last_ = Clock::now();
+  std::int64_t printed_step_ = -1;
+  std::size_t printed_evals_ = 0;
+};
 
 }  // namespace
 
@@ -145,7 +211,7 @@ std::string run_log_path(const PlannedRun& run) {
 }
 
 std::vector<RunOutcome> run_suite(const BenchManifest& bench, const std::vector<PlannedRun>& runs,
-                                  const std::string& hpt_exe, std::ostream& out) {
+                                  const std::string& hpt_exe, std::ostream& out, bool terminal) {
   std::vector<bool> complete;
   std::size_t to_run = 0;
   for (const auto& r : runs) {
@@ -173,15 +239,21 @@ std::vector<RunOutcome> run_suite(const BenchManifest& bench, const std::vector<
       outcomes.push_back(o);
       continue;
     }
-    out << head << "running\n" << std::flush;
+    out << head << "running" << (terminal ? "" : "\n") << std::flush;
     std::vector<std::string> args = {"run", bench.base};
     args.insert(args.end(), run.overrides.begin(), run.overrides.end());
     args.push_back("--overwrite");
     args.push_back("--no-progress");
     std::string log = sibling_log(run);
+    // The run replaces its directory (--overwrite); its stale metrics.jsonl goes now, so
+    // that the progress line follows only the new run's.
+    std::error_code stale;
+    fs::remove(fs::path(run.run_dir) / "metrics.jsonl", stale);
+    LiveLine live(out, terminal, head, run);
     auto t0 = Clock::now();
-    o.exit_code = run_process(hpt_exe, args, log);
+    o.exit_code = run_process(hpt_exe, args, log, [&live] { live.tick(); });
     o.wall_seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+    live.finish();
     if (fs::is_directory(run.run_dir)) {
       std::error_code ec;
       fs::rename(log, fs::path(run.run_dir) / "output.log", ec);

@@ -29,10 +29,14 @@ bool run_complete(const PlannedRun& run);
 std::string run_log_path(const PlannedRun& run);
 
 // Runs every incomplete run of `runs` with `hpt_exe run BASE overrides... --overwrite
-// --no-progress`, one at a time, and prints progress on `out` (which run, i/N, ETA from
-// the mean run time so far). A failed run is reported and the suite goes on. SIGINT or
-// SIGTERM is passed on to the running run, then the suite stops with hpt::host::Interrupted.
+// --no-progress`, one at a time, and prints progress on `out`: which run, i/N, the running
+// run's progress line (bench/run_progress.hpp) and, after each run, its result and the
+// suite's ETA from the mean run time so far. `terminal`: the progress line is redrawn in
+// place (carriage return); otherwise it is a plain line every few seconds, and once more
+// when the run ends unless that would repeat the last one. A failed run is reported and
+// the suite goes on. SIGINT or SIGTERM is passed on to the running run, then the suite
+// stops with hpt::host::Interrupted.
 std::vector<RunOutcome> run_suite(const BenchManifest& bench, const std::vector<PlannedRun>& runs,
-                                  const std::string& hpt_exe, std::ostream& out);
+                                  const std::string& hpt_exe, std::ostream& out, bool terminal = false);
 
 }  // namespace hpt::host

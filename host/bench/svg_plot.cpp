@@ -128,6 +128,13 @@ void SvgPlot::line(const std::vector<CurvePoint>& points, const std::string& col
                   "\" stroke-width=\"" + fmt(width) + "\" stroke-linejoin=\"round\"/>");
 }
 
+void SvgPlot::seed_line(const std::vector<CurvePoint>& points, const std::string& color, const std::string& run) {
+  if (points.empty()) return;
+  data_.push_back("<path class=\"data seed\" data-run=\"" + xml_escape(run) + "\" d=\"" + path(points) +
+                  "\" fill=\"none\" stroke=\"" + color + "\" stroke-width=\"0.9\" stroke-opacity=\"0.45\" " +
+                  "stroke-linejoin=\"round\"><title>" + xml_escape(run) + "</title></path>");
+}
+
 void SvgPlot::band(const std::vector<CurvePoint>& lower, const std::vector<CurvePoint>& upper, const std::string& color) {
   if (lower.empty() || upper.empty()) return;
   std::vector<CurvePoint> outline = upper;
@@ -188,6 +195,7 @@ void SvgPlot::legend(const std::string& label, const std::string& color, Swatch 
   std::string s;
   switch (swatch) {
     case Swatch::Line: s = "<line x1=\"0\" x2=\"22\" y1=\"0\" y2=\"0\" stroke=\"" + color + "\" stroke-width=\"2.5\"/>"; break;
+    case Swatch::ThinLine: s = "<line x1=\"0\" x2=\"22\" y1=\"0\" y2=\"0\" stroke=\"" + color + "\" stroke-width=\"0.9\" stroke-opacity=\"0.6\"/>"; break;
     case Swatch::Band: s = "<rect x=\"0\" y=\"-6\" width=\"22\" height=\"12\" fill=\"" + color + "\" fill-opacity=\"0.25\"/>"; break;
     case Swatch::Box: s = "<rect x=\"4\" y=\"-6\" width=\"14\" height=\"12\" fill=\"" + color + "\"/>"; break;
     case Swatch::Tick: s = "<line x1=\"11\" x2=\"11\" y1=\"-7\" y2=\"7\" stroke=\"" + color + "\" stroke-width=\"1.5\"/>"; break;
@@ -214,7 +222,7 @@ std::string SvgPlot::render() const {
   double shift = ly;
   double plot_bottom = height_ - bottom_;
   std::ostringstream os;
-  os << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << width_ << "\" height=\"" << fmt(height_ + shift)
+  os << "<svg id=\"plot-" << id_ << "\" xmlns=\"http://www.w3.org/2000/svg\" width=\"" << width_ << "\" height=\"" << fmt(height_ + shift)
      << "\" viewBox=\"0 0 " << width_ << " " << fmt(height_ + shift) << "\" font-family=\"sans-serif\" font-size=\"12\">\n";
   os << "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n";
   os << "<text x=\"" << width_ / 2 << "\" y=\"22\" text-anchor=\"middle\" font-size=\"16\" font-weight=\"bold\">"

@@ -1,7 +1,8 @@
 // A small SVG chart writer for the bench report (no external code): one plot area
 // with a numeric x axis and either a numeric y axis (linear or log) or named rows,
 // ticks at 1-2-5 steps, a title, axis labels and a legend. Every element drawn from
-// data has class="data", so a test can find the plotted figures in the page.
+// data has class="data" (a seed's thin line "data seed", with data-run="<run name>"),
+// and the <svg> has id="plot-<id>", so a test can find the plotted figures in the page.
 #pragma once
 
 #include <string>
@@ -13,7 +14,7 @@ namespace hpt::host {
 
 class SvgPlot {
  public:
-  // `id` must be unique in the page (it names the plot's clip path).
+  // `id` must be unique in the page (it names the plot and its clip path).
   SvgPlot(std::string id, int width, int height, std::string title, std::string x_label, std::string y_label);
 
   void x_range(double lo, double hi);
@@ -23,6 +24,8 @@ class SvgPlot {
   // Numeric y.
   void line(const std::vector<CurvePoint>& points, const std::string& color, double width = 2.0);
   void band(const std::vector<CurvePoint>& lower, const std::vector<CurvePoint>& upper, const std::string& color);
+  // One run's curve, thin and pale, to go under the band and the median; `run` shows on hover.
+  void seed_line(const std::vector<CurvePoint>& points, const std::string& color, const std::string& run);
   void reference(double y, const std::string& label);  // a dashed horizontal line, labelled
 
   // Rows: `thickness` is the fraction of the row's height; `tip` shows on hover.
@@ -33,7 +36,7 @@ class SvgPlot {
   void dot(std::size_t row, double x, bool hollow, const std::string& tip);  // dark, or hollow
   void note(std::size_t row, double x, const std::string& text);          // text right of x
 
-  enum class Swatch { Line, Band, Box, Tick, Marker, Dot, HollowDot };
+  enum class Swatch { Line, ThinLine, Band, Box, Tick, Marker, Dot, HollowDot };
   void legend(const std::string& label, const std::string& color, Swatch swatch);
 
   std::string render() const;

@@ -1,6 +1,8 @@
 #include "checkpoint/checkpoint_tools.hpp"
 
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 
 #include <boost/json.hpp>
 #include <torch/serialize.h>
@@ -22,6 +24,7 @@ namespace json = boost::json;
 namespace {
 
 constexpr const char* kModelFile = "model.pt";
+constexpr const char* kFinalWeightsFile = "final_weights.pt";  // in a run directory
 
 torch::serialize::InputArchive open_archive(const std::string& bytes, const std::string& what) {
   check_module_archive(bytes, what);
@@ -159,8 +162,18 @@ std::vector<std::pair<std::string, torch::Tensor>> read_model_tensors(const std:
 void export_checkpoint(const std::string& checkpoint_dir, const std::string& format, const std::string& output_path) {
   if (format != "torch" && format != "json")
     throw BadInput("export format '" + format + "' is not one of: torch, json");
-  checkpoint::VerifiedCheckpoint c = checkpoint::read_checkpoint(checkpoint_dir);
-  auto tensors = read_model_tensors(model_bytes(c, checkpoint_dir), "checkpoint " + checkpoint_dir + ": " + kModelFile);
+  std::vector<std::pair<std::string, torch::Tensor>> tensors;
+  std::error_code ec;
+  const fs::path final_weights = fs::path(checkpoint_dir) / kFinalWeightsFile;
+  if (!fs::exists(fs::path(checkpoint_dir) / checkpoint::kManifestName, ec) && fs::exists(final_weights, ec)) {
+    // A run directory: its final weights.
+    std::ifstream in(final_weights, std::ios::binary);
+    std::string weights((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    tensors = read_model_tensors(weights, final_weights.string());
+  } else {
+    checkpoint::VerifiedCheckpoint c = checkpoint::read_checkpoint(checkpoint_dir);
+    tensors = read_model_tensors(model_bytes(c, checkpoint_dir), "checkpoint " + checkpoint_dir + ": " + kModelFile);
+  }
   std::string bytes;
   if (format == "json") {
     json::object o;
@@ -177,6 +190,11 @@ void export_checkpoint(const std::string& checkpoint_dir, const std::string& for
 
 std::string default_export_path(const std::string& checkpoint_dir, const std::string& format) {
   std::error_code ec;
+  if (!fs::exists(fs::path(checkpoint_dir) / checkpoint::kManifestName, ec) &&
+      fs::exists(fs::path(checkpoint_dir) / kFinalWeightsFile, ec))  // a run directory: the file goes inside it
+    return (fs::path(checkpoint_dir) / (format == "json" ? "final_weights.json" : "final_weights.state_dict.pt"))
+        .lexically_normal()
+        .string();
   fs::path dir = fs::weakly_canonical(checkpoint_dir, ec);
   if (ec) dir = fs::path(checkpoint_dir).lexically_normal();
   if (!dir.has_filename()) dir = dir.parent_path();  // a trailing slash

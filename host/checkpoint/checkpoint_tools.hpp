@@ -18,7 +18,9 @@ namespace hpt::host {
 // is not such an archive; `what` names it in the message.
 std::vector<std::pair<std::string, torch::Tensor>> read_model_tensors(const std::string& bytes, const std::string& what);
 
-// Writes the weights of the checkpoint's model.pt to `output_path` (replaced atomically):
+// Writes the weights of the checkpoint's model.pt -- or, for a run directory (no
+// manifest.json, a final_weights.pt), of its final_weights.pt -- to `output_path`
+// (replaced atomically), named as the model names them ("encoder.0.weight"):
 //   format "torch": a pickled dict {name: tensor} — torch::pickle_load reads it, and
 //                   Python's torch.load reads it as a state_dict;
 //   format "json":  {"name": {"shape": [...], "dtype": "float32", "values": [...]}, ...},
@@ -27,7 +29,8 @@ std::vector<std::pair<std::string, torch::Tensor>> read_model_tensors(const std:
 void export_checkpoint(const std::string& checkpoint_dir, const std::string& format, const std::string& output_path);
 
 // Where `hpt export` writes without -o: beside the checkpoint directory, named after it
-// (links such as `latest` resolved): .../checkpoints/step_000123.weights.pt or .json.
+// (links such as `latest` resolved): .../checkpoints/step_000123.weights.pt or .json; for
+// a run directory, inside it: final_weights.state_dict.pt or final_weights.json.
 std::string default_export_path(const std::string& checkpoint_dir, const std::string& format);
 
 // Averages every floating-point tensor of model.pt across `checkpoint_dirs` (at least

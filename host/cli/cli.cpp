@@ -19,12 +19,14 @@ const char* kUsage =
     "\n"
     "usage:\n"
     "  hpt run MANIFEST.toml [key.path=value ...] [--overwrite]   train\n"
-    "  hpt validate MANIFEST.toml [key.path=value ...]           check a manifest without running\n"
+    "  hpt validate MANIFEST.toml [key.path=value ...]           check a run or bench manifest without running\n"
     "  hpt plugins [--kind KIND]                                 list the plugins that can be loaded\n"
     "  hpt resume RUN_DIR [key.path=value ...]                   continue from the last good checkpoint\n"
-    "  hpt export CHECKPOINT [--format torch|json] [-o OUT]      write a checkpoint's weights\n"
+    "  hpt export CKPT|RUN_DIR [--format torch|json] [-o OUT]    write trained weights (a PyTorch state_dict)\n"
     "  hpt average CHECKPOINT CHECKPOINT... -o OUT_DIR           average the weights of checkpoints\n"
-    "  hpt bench BENCH.toml [--report-only]                      variants x seeds, side by side, with a report\n"
+    "  hpt eval CKPT|RUN_DIR [key.path=value ...] [--json]       print the task's metrics of trained weights\n"
+    "  hpt sample CKPT|RUN_DIR [--prompt TEXT] [--length N]      generate text (char_lm)\n"
+    "  hpt bench BENCH.toml [key.path=value ...] [--report-only] variants x seeds, side by side, with a report\n"
     "  hpt COMMAND --help                                        help for one command\n"
     "\n"
     "exit codes: 0 success, 1 failure while running, 2 bad input (manifest, plugin, arguments)\n"
@@ -44,6 +46,8 @@ int parse_and_run(const std::vector<std::string>& args, std::ostream& out, std::
   add_export_command(cl);
   add_average_command(cl);
   add_bench_command(cl);
+  add_eval_command(cl);
+  add_sample_command(cl);
 
   std::vector<std::string> names;
   for (const CLI::App* sub : app.get_subcommands({})) names.push_back(sub->get_name());

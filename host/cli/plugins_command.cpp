@@ -22,15 +22,15 @@ struct PluginsArgs {
   bool markdown = false;
 };
 
-// An option's range as "[0..1]", "[1e-08..]" (empty without one).
+// An option's range as "in [0..1]", ">= 1e-08", "<= 10" (empty without one). Bounds are
+// inclusive. A one-sided range is written as an inequality, not as "[0..]": floats are
+// always finite (the host refuses inf and nan, config/manifest.cpp), which an open
+// bracket would not say.
 std::string range_text(const OptionSpec& o) {
-  if (!o.min && !o.max) return "";
   std::ostringstream r;
-  r << "[";
-  if (o.min) r << *o.min;
-  r << "..";
-  if (o.max) r << *o.max;
-  r << "]";
+  if (o.min && o.max) r << "in [" << *o.min << ".." << *o.max << "]";
+  else if (o.min) r << ">= " << *o.min;
+  else if (o.max) r << "<= " << *o.max;
   return r.str();
 }
 
@@ -51,7 +51,7 @@ void print_plugins_markdown(const std::vector<std::shared_ptr<const PluginInfo>>
       for (const auto& o : p->options) {
         std::ostringstream type;
         type << to_string(o.type);
-        if (o.min || o.max) type << " in " << range_text(o);
+        if (o.min || o.max) type << " " << range_text(o);
         for (std::size_t i = 0; i < o.choices.size(); ++i) type << (i ? ", " : ": ") << o.choices[i];
         std::string doc = o.doc;
         for (std::size_t at = doc.find('|'); at != std::string::npos; at = doc.find('|', at + 2)) doc.replace(at, 1, "\\|");

@@ -245,6 +245,9 @@ class Validator {
           return OptionValue(*v);
         }
         return wrong();
+      case OptionType::Path:
+        if (auto v = node.value_exact<std::string>()) return OptionValue(resolved_path(node, *v));
+        return wrong();
       case OptionType::IntList:
       case OptionType::FloatList:
       case OptionType::StringList: {
@@ -281,6 +284,19 @@ class Validator {
       }
     }
     return std::nullopt;
+  }
+
+  // A Path option: absolute, relative to the folder of the file that set it (the manifest
+  // or a file it includes), or to the working directory when a command-line override set it.
+  std::string resolved_path(const toml::node& node, const std::string& value) const {
+    if (value.empty()) return value;
+    fs::path p(value);
+    if (p.is_relative()) {
+      const auto& file = node.source().path;
+      fs::path base = file && !file->empty() ? fs::path(*file).parent_path() : fs::path();
+      p = base / p;
+    }
+    return fs::absolute(p).lexically_normal().string();
   }
 
   static std::string expected(const OptionSpec& spec) {
@@ -368,6 +384,19 @@ const std::vector<OptionSpec>& run_option_specs() {
       option_string_list("plugin_dirs", {}, "extra directories searched for plugin libraries, after HPT_PLUGIN_PATH"),
       option_bool("resume", false, "continue from the run directory's latest valid checkpoint"),
       option_string("log_level", "info", "console log level", {"trace", "debug", "info", "warn", "error"}),
+      option_string_list("loggers", {"jsonl"},
+                         "metrics files in the run directory: jsonl (metrics.jsonl, always written), csv "
+                         "(metrics.csv), tensorboard (events.out.tfevents.*)",
+                         {"jsonl", "csv", "tensorboard"}),
+  };
+  return specs;
+}
+
+const std::vector<OptionSpec>& task_host_option_specs() {
+  static const std::vector<OptionSpec> specs = {
+      option_path("init_from", "",
+                  "weights to start from: a run's final_weights.pt, `hpt export`'s file, or PyTorch's "
+                  "torch.save(model.state_dict(), path); copied by name before the first step, not on resume"),
   };
   return specs;
 }
@@ -522,6 +551,16 @@ ResolvedManifest resolve(const Manifest& manifest, PluginLoader& loader) {
         if (declared) continue;
         host_keys.insert(spec.name);
         specs.push_back(std::move(spec));
+      }
+    }
+    if (d.kind == PluginKind::Task) {
+      // task.init_from and the like: the host's keys, in every [task].
+      for (const auto& spec : task_host_option_specs()) {
+        bool declared = false;
+        for (const auto& own : specs) declared = declared || own.name == spec.name;
+        if (declared) continue;
+        host_keys.insert(spec.name);
+        specs.push_back(spec);
       }
     }
     PluginChoice choice{d.kind, info,

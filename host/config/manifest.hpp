@@ -87,6 +87,10 @@ struct ResolvedManifest {
 // The keys of [run] (for docs and `hpt validate`).
 const std::vector<OptionSpec>& run_option_specs();
 
+// The host's keys of every [task] section, whatever its plugin: init_from (a Path: the
+// weights the run starts from, "" for none).
+const std::vector<OptionSpec>& task_host_option_specs();
+
 // Validates every section; loads plugin libraries through `loader` to learn their options.
 // Collects every problem it finds and throws one hpt::BadInput listing them all.
 ResolvedManifest resolve(const Manifest& manifest, PluginLoader& loader);

@@ -11,6 +11,7 @@
 #include <spdlog/spdlog.h>
 
 #include "checkpoint/archive_io.hpp"
+#include "checkpoint/weights_file.hpp"
 #include "process/error_text.hpp"
 
 namespace hpt::host {
@@ -59,6 +60,10 @@ Engine::Engine(ResolvedManifest manifest, PluginLoader& loader, EngineOptions op
     }
     dir_->write_file("config.resolved.toml", resolved);
     metrics_ = MetricsLog(dir_->file("metrics.jsonl"), run.log_every);
+    // run.loggers: metrics.csv, TensorBoard event files; they hear what metrics.jsonl records.
+    if (manifest_.run_options.has("loggers"))
+      for (auto& sink : make_metrics_sinks(manifest_.run_options.get_string_list("loggers"), dir_->path(), resolved))
+        metrics_.add_sink(std::move(sink));
   }
 
   try {
@@ -147,6 +152,19 @@ void Engine::start(PluginLoader& loader) {
 
   for (const auto& p : task_->model().parameters(true)) params_.push_back(p);
   layout_ = make_layout(task_->model());
+  // task.init_from: the weights to start from, before the optimizer and the ranks see them;
+  // a checkpoint to resume from wins.
+  const Options& task_options = manifest_.at(PluginKind::Task).options;
+  if (task_options.has("init_from") && !task_options.get_string("init_from").empty() &&
+      !(run.resume && checkpointer_ && !checkpointer_->list().empty())) {
+    const std::string& init_from = task_options.get_string("init_from");
+    try {
+      copy_weights_into(task_->model(), read_weights_file(init_from), "weights file " + init_from);
+    } catch (const BadInput& e) {
+      throw BadInput(std::string("task.init_from: ") + e.what());
+    }
+    logger_->info("initial weights from {}", init_from);
+  }
   predicting_enabled_ = manifest_.at(PluginKind::DynamicsModel).info->name != "none";
   optimizer_->bind(params_, predicting_enabled_);
   dynamics_->bind(layout_);
@@ -155,10 +173,13 @@ void Engine::start(PluginLoader& loader) {
 
   state_.max_steps = run.max_steps;
   summary_.run_dir = dir_ ? dir_->path() : "";
-  progress_ = std::make_unique<Progress>(options_.progress, logger_);
+  progress_ = std::make_unique<Progress>(options_.progress, logger_,
+                                         ProgressLayout{predicting_enabled_, run.target.has_value()});
 
   if (run.resume) resume_from_checkpoint();
   if (!restored_last_good_) take_last_good();
+  progress_->start_from(state_);  // after a resume: the ETA counts this process's steps only
+  if (!summary_.final_metrics.empty()) progress_->set_last_eval(metrics_text(summary_.final_metrics));
 }
 
 const std::string& Engine::run_dir() const { return summary_.run_dir; }
@@ -217,6 +238,8 @@ void Engine::write_final_weights() {
   torch::nn::Module& model = task_->model();
   write_file_atomic(dir_->file("final_weights.pt"),
                     archive_bytes([&](StateWriter& state) { state.write_module_contents(model); }));
+  // Beside them, the task's state: what `hpt sample` needs besides weights (char_lm: its vocabulary).
+  write_file_atomic(dir_->file("final_task_state.pt"), archive_bytes([&](StateWriter& state) { task_->save(state); }));
 }
 
 void Engine::real_steps(const PhaseDecision& d) {
@@ -568,7 +591,8 @@ Metrics Engine::evaluate() {
   last_eval_step_ = state_.step;
   optimizer_->on_evaluation(m);
   summary_.memory = backend_->memory_use();
-  metrics_.eval(state_.step, clock_.seconds(), seconds, summary_.backward_passes, m, summary_.memory);
+  metrics_.eval(state_.step, clock_.seconds(), seconds, summary_.backward_passes, m, summary_.memory,
+                predicting_enabled_ ? std::optional<std::int64_t>(state_.predicted_steps) : std::nullopt);
   progress_->set_last_eval(metrics_text(m));
   logger_->debug("eval at step {}: {}", state_.step, metrics_text(m));
   return m;
@@ -606,7 +630,9 @@ bool Engine::early_stop_now(const Metrics& m) {
 void Engine::maybe_evaluate(bool force) {
   const std::int64_t every = manifest_.run.eval_every;
   bool due = every > 0 && state_.step / every > last_eval_step_ / every;
-  if (!(due || (force && last_eval_step_ != state_.step))) return;
+  // Forced at the end, unless this step's evaluation is known (a checkpoint written before
+  // engine.pt kept the final metrics restores the step of the last evaluation only).
+  if (!(due || (force && (last_eval_step_ != state_.step || summary_.final_metrics.empty())))) return;
   Metrics m = evaluate();
   const auto& target = manifest_.run.target;
   const bool reached_now = target_reached(m);

@@ -89,6 +89,15 @@ std::vector<Engine::StateFile> Engine::make_state_files() {
                   if (best_metric_) state.write("best_metric", torch::tensor(*best_metric_, torch::kFloat64));
                   state.write("rng", cpu_rng_state());
                   state.write("metrics_length", torch::tensor(static_cast<std::int64_t>(metrics_length_), torch::kInt64));
+                  // The last evaluation's metrics: a run resumed at its last step still reports them.
+                  std::vector<std::string> metric_names;
+                  std::vector<double> metric_values;
+                  for (const auto& [name, value] : summary_.final_metrics) {
+                    metric_names.push_back(name);
+                    metric_values.push_back(value);
+                  }
+                  state.write("final_metric_names", c10::IValue(metric_names));
+                  state.write("final_metric_values", torch::tensor(metric_values, torch::kFloat64));
                   monitor_.save(state);
                   if (scaler_) scaler_->save(state);
                   save_last_good(state);
@@ -108,6 +117,15 @@ std::vector<Engine::StateFile> Engine::make_state_files() {
                   monitor_.load(a);
                   if (scaler_) scaler_->load(a);
                   restored_last_good_ = load_last_good(a);
+                  c10::IValue metric_names;
+                  torch::Tensor metric_values;
+                  if (a.try_read("final_metric_names", metric_names) && a.try_read("final_metric_values", metric_values)) {
+                    summary_.final_metrics.clear();
+                    const auto names = metric_names.toListRef();
+                    for (std::size_t i = 0; i < names.size() && static_cast<std::int64_t>(i) < metric_values.numel(); ++i)
+                      summary_.final_metrics[names[i].toStringRef()] =
+                          metric_values[static_cast<std::int64_t>(i)].item<double>();
+                  }
                   torch::Tensor length;
                   metrics_length_ = a.try_read("metrics_length", length)
                                         ? static_cast<std::uint64_t>(length.item<std::int64_t>())

@@ -29,10 +29,22 @@ MetricsLog::MetricsLog(const std::string& path, std::int64_t log_every)
   if (!*out_) throw RunError("cannot open " + path + " for writing");
 }
 
+void MetricsLog::add_sink(std::unique_ptr<MetricsSink> sink) { sinks_.push_back(std::move(sink)); }
+
 void MetricsLog::append(boost::json::object line) {
   if (!out_) return;
-  if (holding_) held_.push_back(std::move(line));
-  else *out_ << boost::json::serialize(line) << '\n';
+  if (holding_) {
+    held_.push_back({std::move(line), std::nullopt});
+    return;
+  }
+  *out_ << boost::json::serialize(line) << '\n';
+  // Readers that follow the file while the run goes on (the bench's progress line, `tail
+  // -f`) see it at least every couple of seconds, not only at evaluations and checkpoints.
+  const auto now = std::chrono::steady_clock::now();
+  if (now - last_flush_ >= kFollowInterval) {
+    out_->flush();
+    last_flush_ = now;
+  }
 }
 
 void MetricsLog::flush() {
@@ -46,15 +58,21 @@ void MetricsLog::flush() {
     const int err = errno;
     throw RunError("cannot write " + path_ + (err != 0 ? std::string(": ") + std::strerror(err) : std::string()));
   }
+  for (auto& sink : sinks_) sink->flush();
 }
 
 void MetricsLog::begin_phase() { holding_ = true; }
 
 void MetricsLog::end_phase(bool rolled_back) {
   holding_ = false;
-  for (auto& line : held_) {
-    if (line.at("type") == "step" && line.at("kind") == "predicted") line["discarded"] = rolled_back;
-    append(std::move(line));
+  for (auto& held : held_) {
+    if (held.line.at("type") == "step" && held.line.at("kind") == "predicted") held.line["discarded"] = rolled_back;
+    append(std::move(held.line));
+    if (held.step) {
+      // The phase's predicted steps and its probes after them: a roll-back discards them all.
+      held.step->discarded = rolled_back;
+      for (auto& sink : sinks_) sink->step(*held.step);
+    }
   }
   held_.clear();
 }
@@ -96,6 +114,7 @@ void MetricsLog::resume(std::int64_t step, const std::string& checkpoint, std::u
   line["checkpoint"] = checkpoint;
   line["discarded_bytes"] = size - keep;
   append(std::move(line));
+  for (auto& sink : sinks_) sink->resume(step);
   flush();
 }
 
@@ -114,11 +133,23 @@ void MetricsLog::step(const StepRecord& r, double train_seconds, const char* kin
   line["train_seconds"] = train_seconds;
   line["forward"] = r.forward_passes;
   line["backward"] = r.backward_passes;
+  LoggedStep logged;
+  logged.step = r.step;
+  logged.kind = kind ? kind : to_string(r.kind);
+  logged.loss = r.loss;
+  logged.learning_rate = r.learning_rate;
+  logged.grad_norm = r.grad_norm;
+  logged.train_seconds = train_seconds;
+  if (holding_) {
+    held_.push_back({std::move(line), std::move(logged)});  // the phase's end says whether it stands
+    return;
+  }
   append(std::move(line));
+  for (auto& sink : sinks_) sink->step(logged);
 }
 
 void MetricsLog::eval(std::int64_t step, double train_seconds, double eval_seconds, std::int64_t backward_passes,
-                      const Metrics& metrics, const MemoryUse& memory) {
+                      const Metrics& metrics, const MemoryUse& memory, std::optional<std::int64_t> predicted_steps) {
   if (!out_) return;
   boost::json::object line;
   line["type"] = "eval";
@@ -130,6 +161,7 @@ void MetricsLog::eval(std::int64_t step, double train_seconds, double eval_secon
   if (memory.peak >= 0) line["memory_peak_bytes"] = memory.peak;
   for (const auto& [k, v] : metrics) line[k] = number(v);
   append(std::move(line));
+  for (auto& sink : sinks_) sink->eval(step, train_seconds, metrics, predicted_steps);
   flush();
 }
 
@@ -140,6 +172,7 @@ void MetricsLog::rollback(std::int64_t step, std::int64_t discarded) {
   line["step"] = step;
   line["discarded"] = discarded;
   append(std::move(line));
+  for (auto& sink : sinks_) sink->rollback(step, discarded);
 }
 
 void MetricsLog::divergence(std::int64_t step, const char* alarm, const std::string& reason) {
@@ -164,6 +197,7 @@ void MetricsLog::checkpoint(std::int64_t step, const std::string& path, double s
   line["stall_seconds"] = stall_seconds;
   if (snapshot_seconds) line["snapshot_seconds"] = *snapshot_seconds;  // the rest of the stall: waiting for it
   append(std::move(line));
+  for (auto& sink : sinks_) sink->checkpoint(step, stall_seconds);
 }
 
 }  // namespace hpt::host

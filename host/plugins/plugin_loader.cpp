@@ -86,10 +86,18 @@ std::vector<std::string> PluginLoader::default_dirs(const std::vector<std::strin
     if (ec) canonical = d;
     if (std::find(dirs.begin(), dirs.end(), canonical) == dirs.end()) dirs.push_back(canonical);
   };
-  // build/bin/hpt -> build/plugins
+  // Next to the executable: build/bin/hpt -> build/plugins in the build tree;
+  // P/bin/hpt -> P/lib/hpt/plugins once installed (HPT_INSTALLED_PLUGINS_FROM_BIN, set by
+  // host/CMakeLists.txt from the install layout). Only folders that exist are searched.
   boost::dll::fs::error_code dll_ec;
   fs::path exe = boost::dll::program_location(dll_ec).string();
-  if (!dll_ec) add((exe.parent_path().parent_path() / "plugins").string());
+  if (!dll_ec) {
+    std::error_code ec;
+    const fs::path build_tree = exe.parent_path().parent_path() / "plugins";
+    const fs::path installed = exe.parent_path() / HPT_INSTALLED_PLUGINS_FROM_BIN;
+    if (fs::is_directory(build_tree, ec) || !fs::is_directory(installed, ec)) add(build_tree.string());
+    if (fs::is_directory(installed, ec)) add(installed.string());
+  }
   if (const char* env = std::getenv("HPT_PLUGIN_PATH")) {
     std::string s = env;
     std::size_t start = 0;

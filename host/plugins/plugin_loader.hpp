@@ -34,7 +34,8 @@ std::string plugin_file_name(PluginKind kind, const std::string& name);
 
 class PluginLoader {
  public:
-  // Directories searched in order: build/plugins (beside the executable), then
+  // Directories searched in order: the plugins beside the executable (build/plugins in
+  // the build tree, P/lib/hpt/plugins once installed under prefix P), then
   // HPT_PLUGIN_PATH (colon-separated), then `extra_dirs` (run.plugin_dirs).
   explicit PluginLoader(std::vector<std::string> dirs);
   static std::vector<std::string> default_dirs(const std::vector<std::string>& extra_dirs);

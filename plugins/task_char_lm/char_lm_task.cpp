@@ -9,12 +9,20 @@
 // The probe batch is a fixed random choice of training windows. Validation uses
 // eval_batches x batch_size windows spread evenly over the held-out text and reports
 // val_loss (mean cross entropy, nats per character) and val_bpc (bits per character).
+//
+// The vocabulary is part of the task's saved state ("vocabulary": its bytes as a uint8
+// tensor). Built with context.inference_only (`hpt sample`), the task reads no corpus:
+// load() rebuilds the model from the saved vocabulary and the options' sizes, and
+// sample() generates text with it.
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <optional>
+#include <vector>
 
 #include "task_support/epoch_sampler.hpp"
 #include "hpt/hpt.hpp"
+#include "hpt/torch_compat.hpp"
 #include "task_support/losses.hpp"
 #include "task_support/seeding.hpp"
 #include "text_corpus.hpp"
@@ -42,12 +50,38 @@ hpt::Batch batch_of_windows(const torch::Tensor& windows) {
   return {{windows.narrow(1, 0, context)}, windows.narrow(1, 1, context)};
 }
 
+torch::Tensor tensor_of_bytes(const std::string& bytes) {
+  torch::Tensor t = torch::empty({static_cast<std::int64_t>(bytes.size())}, torch::kUInt8);
+  if (!bytes.empty()) std::memcpy(t.data_ptr<std::uint8_t>(), bytes.data(), bytes.size());
+  return t;
+}
+
+std::string bytes_of_tensor(const torch::Tensor& t) {
+  torch::Tensor bytes = t.to(torch::kCPU, torch::kUInt8).contiguous();
+  return std::string(reinterpret_cast<const char*>(bytes.data_ptr<std::uint8_t>()), static_cast<std::size_t>(bytes.numel()));
+}
+
+// 'a', '\n', '\xc3': a byte as a message shows it.
+std::string quoted(unsigned char c) {
+  if (c == '\n') return "'\\n'";
+  if (c == '\t') return "'\\t'";
+  if (c >= 0x20 && c < 0x7f) return std::string("'") + static_cast<char>(c) + "'";
+  const char* hex = "0123456789abcdef";
+  return std::string("'\\x") + hex[c >> 4] + hex[c & 15] + "'";
+}
+
+std::string quoted_list(const std::string& bytes) {
+  std::string out;
+  for (unsigned char c : bytes) out += (out.empty() ? "" : " ") + quoted(c);
+  return out;
+}
+
 class CharLmTask : public hpt::Task {
  public:
   static std::vector<hpt::OptionSpec> option_specs() {
     return {
-        hpt::option_string("corpus", "/usr/share/games/fortunes",
-                           "a text file, or a folder whose files without extension are concatenated"),
+        hpt::option_path("corpus", "/usr/share/games/fortunes",
+                         "a text file, or a folder whose files without extension are concatenated"),
         hpt::option_int("layers", 2, "transformer blocks", 1, 64),
         hpt::option_int("width", 64, "embedding width (a multiple of heads)", 1, 8192),
         hpt::option_int("heads", 4, "attention heads", 1, 256),
@@ -59,19 +93,27 @@ class CharLmTask : public hpt::Task {
   }
 
   CharLmTask(const hpt::PluginContext& context, const hpt::Options& options)
-      : context_(options.get_int("context")), batch_size_(options.get_int("batch_size")) {
-    const std::string text = hpt::char_lm::read_corpus(options.get_string("corpus"), kMissingHint);
-    const hpt::char_lm::ByteVocabulary vocabulary(text);
+      : context_(options.get_int("context")),
+        batch_size_(options.get_int("batch_size")),
+        layers_(options.get_int("layers")),
+        width_(options.get_int("width")),
+        heads_(options.get_int("heads")),
+        model_seed_(derive_seed(context.seed, kModelStream)),
+        device_(context.device) {
+    if (context.inference_only) return;  // load() builds the model from the saved vocabulary
+    const std::string& corpus = options.get_string("corpus");
+    const std::string text = hpt::char_lm::read_corpus(corpus, kMissingHint);
+    vocabulary_.emplace(text);
     const auto total = static_cast<std::int64_t>(text.size());
     const auto held_out = static_cast<std::int64_t>(std::ceil(options.get_float("val_fraction") * total));
     const std::int64_t train_windows = (total - held_out - 1) / context_;
     const std::int64_t val_windows = (held_out - 1) / context_;
     if (train_windows < 1 || val_windows < 1)
-      throw hpt::BadInput("corpus " + options.get_string("corpus") + " has " + std::to_string(total) +
+      throw hpt::BadInput("corpus " + corpus + " has " + std::to_string(total) +
                           " characters: too few for windows of context " + std::to_string(context_) +
                           " + 1 in both its training part and its held-out " +
                           std::to_string(options.get_float("val_fraction")));
-    torch::Tensor tokens = vocabulary.encode(text).to(context.device);
+    torch::Tensor tokens = vocabulary_->encode(text).to(context.device);
     train_tokens_ = tokens.narrow(0, 0, total - held_out);
     sampler_.emplace(train_windows, batch_size_, derive_seed(context.seed, kOrderStream), context.device,
                      hpt::task_support::Shard{context.rank, context.world_size});
@@ -86,18 +128,16 @@ class CharLmTask : public hpt::Task {
                                    (spread * val_windows).div(eval_windows, "floor") * context_, context_);
     val_inputs_ = val.narrow(1, 0, context_);
     val_targets_ = val.narrow(1, 1, context_);
-
-    {
-      hpt::task_support::ScopedTorchSeed seeded(derive_seed(context.seed, kModelStream));
-      model_ = hpt::char_lm::TransformerLm(vocabulary.size(), context_, options.get_int("layers"),
-                                           options.get_int("width"), options.get_int("heads"));
-    }
-    model_->to(context.device);
+    build_model();
   }
 
-  torch::nn::Module& model() override { return *model_; }
+  torch::nn::Module& model() override {
+    if (!model_) throw hpt::RunError("task char_lm: built for inference only, its model is built by load()");
+    return *model_;
+  }
 
   hpt::Batch next_batch() override {
+    need_data();
     return batch_of_windows(windows_at(train_tokens_, sampler_->next() * context_, context_));
   }
 
@@ -105,9 +145,13 @@ class CharLmTask : public hpt::Task {
     return hpt::task_support::mean_loss(LossKind::CrossEntropy, model_->forward(batch.inputs.at(0)), batch.targets);
   }
 
-  const hpt::Batch& probe_batch() override { return probe_; }
+  const hpt::Batch& probe_batch() override {
+    need_data();
+    return probe_;
+  }
 
   hpt::Metrics evaluate() override {
+    need_data();
     hpt::Metrics m = hpt::task_support::evaluate_in_chunks(
         [this](const torch::Tensor& tokens) { return model_->forward(tokens); }, val_inputs_, val_targets_,
         batch_size_, LossKind::CrossEntropy);
@@ -116,14 +160,93 @@ class CharLmTask : public hpt::Task {
 
   std::vector<std::string> metric_names() const override { return {"val_loss", "val_bpc"}; }
 
-  void save(hpt::StateWriter& state) const override { sampler_->save(state, "order_"); }
-  void load(torch::serialize::InputArchive& archive) override { sampler_->load(archive, "order_"); }
+  void save(hpt::StateWriter& state) const override {
+    if (sampler_) sampler_->save(state, "order_");
+    if (vocabulary_) state.write("vocabulary", tensor_of_bytes(vocabulary_->bytes()));
+  }
+
+  void load(torch::serialize::InputArchive& archive) override {
+    torch::Tensor saved;
+    const bool has_vocabulary = archive.try_read("vocabulary", saved);
+    if (!sampler_) {  // inference only: the model comes from the saved vocabulary
+      if (!has_vocabulary)
+        throw hpt::BadInput("task char_lm: the saved task state has no vocabulary (it was written by an older hpt); "
+                            "train again to sample from it");
+      vocabulary_.emplace(bytes_of_tensor(saved));
+      build_model();
+      return;
+    }
+    if (has_vocabulary && bytes_of_tensor(saved) != vocabulary_->bytes())
+      throw hpt::BadInput("task char_lm: the saved vocabulary (" + std::to_string(saved.numel()) +
+                          " characters) is not the corpus's (" + std::to_string(vocabulary_->size()) +
+                          "): the corpus changed since the state was saved");
+    sampler_->load(archive, "order_");
+  }
+
+  bool can_sample() const override { return true; }
+
+  std::string sample(const hpt::SampleRequest& request) override {
+    if (!model_ || !vocabulary_) throw hpt::RunError("task char_lm: sample() before the model was built");
+    std::string unknown;
+    for (unsigned char c : request.prompt)
+      if (!vocabulary_->contains(c) && unknown.find(static_cast<char>(c)) == std::string::npos)
+        unknown.push_back(static_cast<char>(c));
+    if (!unknown.empty())
+      throw hpt::BadInput("the prompt has characters the model's vocabulary lacks: " + quoted_list(unknown) +
+                          " (its " + std::to_string(vocabulary_->size()) + " characters: " +
+                          quoted_list(vocabulary_->bytes()) + ")");
+    if (!(request.temperature > 0.0) || !std::isfinite(request.temperature))
+      throw hpt::BadInput("the sampling temperature must be a finite number > 0, got " +
+                          std::to_string(request.temperature));
+    torch::NoGradGuard no_grad;
+    const bool was_training = model_->is_training();
+    model_->eval();
+    // An empty prompt starts from a line break (or the first character the model knows);
+    // that start is not part of the text returned.
+    const std::string start =
+        !request.prompt.empty() ? request.prompt
+                                : std::string(1, vocabulary_->contains('\n') ? '\n' : vocabulary_->bytes().front());
+    torch::Tensor encoded = vocabulary_->encode(start).to(torch::kInt64);
+    std::vector<std::int64_t> tokens(encoded.data_ptr<std::int64_t>(), encoded.data_ptr<std::int64_t>() + encoded.numel());
+    const std::size_t first_generated = tokens.size();
+    at::Generator generator = hpt::make_cpu_generator(request.seed);
+    for (std::int64_t i = 0; i < request.length; ++i) {
+      const std::size_t window = std::min<std::size_t>(tokens.size(), static_cast<std::size_t>(context_));
+      torch::Tensor input = torch::tensor(std::vector<std::int64_t>(tokens.end() - static_cast<std::ptrdiff_t>(window), tokens.end()),
+                                          torch::kInt64)
+                                .unsqueeze(0)
+                                .to(device_);
+      torch::Tensor logits = model_->forward(input)[0][-1].to(torch::kCPU, torch::kFloat64) / request.temperature;
+      tokens.push_back(torch::multinomial(torch::softmax(logits, 0), 1, false, generator).item<std::int64_t>());
+    }
+    model_->train(was_training);
+    torch::Tensor generated =
+        torch::tensor(std::vector<std::int64_t>(tokens.begin() + static_cast<std::ptrdiff_t>(first_generated), tokens.end()),
+                      torch::kInt64);
+    return request.prompt + vocabulary_->decode(generated);
+  }
 
  private:
+  void build_model() {
+    {
+      hpt::task_support::ScopedTorchSeed seeded(model_seed_);
+      model_ = hpt::char_lm::TransformerLm(vocabulary_->size(), context_, layers_, width_, heads_);
+    }
+    model_->to(device_);
+  }
+
+  void need_data() const {
+    if (!sampler_) throw hpt::RunError("task char_lm: built for inference only, it has no data");
+  }
+
   std::int64_t context_;
   std::int64_t batch_size_;
+  std::int64_t layers_, width_, heads_;
+  std::uint64_t model_seed_;
+  torch::Device device_;
+  std::optional<hpt::char_lm::ByteVocabulary> vocabulary_;   // none until load() when inference only
   torch::Tensor train_tokens_;                                // uint8 ids of the training text
-  std::optional<hpt::task_support::EpochSampler> sampler_;    // over training windows
+  std::optional<hpt::task_support::EpochSampler> sampler_;    // over training windows; none when inference only
   hpt::Batch probe_;
   torch::Tensor val_inputs_, val_targets_;                    // int64 [eval windows, context]
   hpt::char_lm::TransformerLm model_{nullptr};

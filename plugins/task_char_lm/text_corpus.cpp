@@ -46,7 +46,10 @@ ByteVocabulary::ByteVocabulary(const std::string& text) {
   for (unsigned char c : text) present[c] = true;
   id_of_byte_.fill(-1);
   for (std::size_t b = 0; b < present.size(); ++b)
-    if (present[b]) id_of_byte_[b] = static_cast<std::int16_t>(size_++);
+    if (present[b]) {
+      id_of_byte_[b] = static_cast<std::int16_t>(bytes_.size());
+      bytes_.push_back(static_cast<char>(b));
+    }
 }
 
 torch::Tensor ByteVocabulary::encode(const std::string& text) const {
@@ -58,6 +61,15 @@ torch::Tensor ByteVocabulary::encode(const std::string& text) const {
     out[i] = static_cast<std::uint8_t>(id);
   }
   return ids;
+}
+
+std::string ByteVocabulary::decode(const torch::Tensor& ids) const {
+  torch::Tensor flat = ids.to(torch::kCPU, torch::kInt64).contiguous().reshape({-1});
+  const std::int64_t* id = flat.data_ptr<std::int64_t>();
+  std::string text;
+  text.reserve(static_cast<std::size_t>(flat.numel()));
+  for (std::int64_t i = 0; i < flat.numel(); ++i) text.push_back(bytes_.at(static_cast<std::size_t>(id[i])));
+  return text;
 }
 
 }  // namespace hpt::char_lm

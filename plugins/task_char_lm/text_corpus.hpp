@@ -21,14 +21,19 @@ class ByteVocabulary {
  public:
   explicit ByteVocabulary(const std::string& text);
 
-  std::int64_t size() const { return size_; }
+  std::int64_t size() const { return static_cast<std::int64_t>(bytes_.size()); }
+  // The vocabulary's bytes, in id order: ByteVocabulary(bytes()) is this vocabulary again.
+  const std::string& bytes() const { return bytes_; }
+  bool contains(unsigned char byte) const { return id_of_byte_[byte] >= 0; }
 
   // The ids of every byte of `text` (each must be in the vocabulary), a uint8 tensor.
   torch::Tensor encode(const std::string& text) const;
+  // The bytes of `ids` (integers < size()).
+  std::string decode(const torch::Tensor& ids) const;
 
  private:
   std::array<std::int16_t, 256> id_of_byte_{};  // -1: not in the vocabulary
-  std::int64_t size_ = 0;
+  std::string bytes_;                           // byte of each id
 };
 
 }  // namespace hpt::char_lm

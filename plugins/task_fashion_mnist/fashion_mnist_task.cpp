@@ -68,8 +68,8 @@ class FashionMnistTask : public hpt::Task {
  public:
   static std::vector<hpt::OptionSpec> option_specs() {
     return {
-        hpt::option_string("data_dir", "/usr/share/datasets/fashion-mnist",
-                           "folder with {train,t10k}-{images-idx3,labels-idx1}-ubyte.gz"),
+        hpt::option_path("data_dir", "/usr/share/datasets/fashion-mnist",
+                         "folder with {train,t10k}-{images-idx3,labels-idx1}-ubyte.gz"),
         hpt::option_string("model", "cnn", "mlp (hidden) or NiNo's small cnn (channels)", {"mlp", "cnn"}),
         hpt::option_int_list("hidden", {256, 256}, "mlp: hidden layer widths", 1, 65536),
         hpt::option_int_list("channels", {16, 32, 32}, "cnn: channels of each 3x3 convolution (FM-16: 16,32,32)", 1,

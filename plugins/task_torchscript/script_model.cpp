@@ -1,7 +1,6 @@
 #include "script_model.hpp"
 
-#include <algorithm>
-#include <set>
+#include <memory>
 #include <string>
 
 #include "hpt/error.hpp"
@@ -10,25 +9,33 @@ namespace hpt::torchscript {
 
 namespace {
 
-std::string flat_name(std::string name) {
-  std::replace(name.begin(), name.end(), '.', '_');
-  return name;
+// The holder module for the dotted prefix of `name` ("encoder.0" of "encoder.0.weight"),
+// created on the way; `leaf` gets the last part ("weight").
+torch::nn::Module& holder_of(torch::nn::Module& root, const std::string& name, std::string& leaf) {
+  torch::nn::Module* node = &root;
+  std::size_t start = 0;
+  for (std::size_t dot = name.find('.'); dot != std::string::npos; dot = name.find('.', start)) {
+    const std::string part = name.substr(start, dot - start);
+    start = dot + 1;
+    auto children = node->named_children();
+    if (const auto* child = children.find(part)) {
+      node = child->get();
+    } else {
+      node = node->register_module(part, std::make_shared<torch::nn::Module>("ScriptSubmodule")).get();
+    }
+  }
+  leaf = name.substr(start);
+  return *node;
 }
 
 }  // namespace
 
 ScriptModelImpl::ScriptModelImpl(torch::jit::Module module) : module_(std::move(module)) {
-  std::set<std::string> taken;
-  auto claim = [&](const std::string& name) {
-    std::string flat = flat_name(name);
-    if (!taken.insert(flat).second)
-      throw BadInput("TorchScript module: parameter or buffer '" + name + "' becomes '" + flat +
-                     "', a name another one already has; rename one of them");
-    return flat;
-  };
+  std::string leaf;
   for (const auto& parameter : module_.named_parameters(/*recurse=*/true))
-    register_parameter(claim(parameter.name), parameter.value, /*requires_grad=*/true);
-  for (const auto& buffer : module_.named_buffers(/*recurse=*/true)) register_buffer(claim(buffer.name), buffer.value);
+    holder_of(*this, parameter.name, leaf).register_parameter(leaf, parameter.value, /*requires_grad=*/true);
+  for (const auto& buffer : module_.named_buffers(/*recurse=*/true))
+    holder_of(*this, buffer.name, leaf).register_buffer(leaf, buffer.value);
 }
 
 torch::Tensor ScriptModelImpl::forward(const torch::Tensor& x) {

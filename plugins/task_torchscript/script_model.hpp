@@ -7,14 +7,16 @@
 
 namespace hpt::torchscript {
 
-// Registers every parameter and buffer of the script module (recursively) as its own,
-// under the script module's name with '.' replaced by '_' ("fc1.weight" -> "fc1_weight"):
-// the very same tensors, so an optimizer step on parameters() changes the script
-// module's weights. forward() and train()/eval() go to the script module. The script
-// module keeps its parameters as they are in its file (its own initialisation).
+// Registers every parameter and buffer of the script module (recursively) under the
+// script module's own name: "encoder.0.weight" is parameter "weight" of an empty holder
+// module "0" inside an empty holder module "encoder", mirroring the script module's
+// hierarchy, so named_parameters(), named_buffers(), checkpoints, `hpt export` and
+// final_weights.pt use the names PyTorch's state_dict() uses and load_state_dict()
+// accepts. They are the very same tensors, so an optimizer step on parameters() changes
+// the script module's weights. forward() and train()/eval() go to the script module. The
+// script module keeps its parameters as they are in its file (its own initialisation).
 class ScriptModelImpl : public torch::nn::Module {
  public:
-  // Throws hpt::BadInput when two names collide once their dots are replaced.
   explicit ScriptModelImpl(torch::jit::Module module);
 
   // The script module's forward(x); throws hpt::RunError when it returns no tensor.

@@ -1,9 +1,12 @@
 // Task "torchscript": trains a user's TorchScript module (torch::jit::save / Python's
-// torch.jit.save) on the samples of a data file (tensor_file.hpp for its format).
+// torch.jit.save) on the samples of a data file (tensor_file.hpp for its layouts).
 //
 // The model is the script module wrapped as a torch::nn::Module (script_model.hpp),
-// starting from the weights its file holds. The last `val_fraction` of the rows are
-// held out for validation; the others are visited in batches shuffled per epoch
+// starting from the weights its file holds, its parameters named as in PyTorch. The
+// validation rows are those of `val_data_path` when it is set; otherwise `val_fraction`
+// of the rows of `data_path` are held out: after a shuffle seeded by the run seed (as
+// torch.utils.data.random_split), or, with shuffle = false, the last rows of the file.
+// The training rows are visited in batches shuffled per epoch
 // (task_support/epoch_sampler.hpp). Loss: mse (targets converted to the outputs'
 // floating type) or cross_entropy (outputs [N, classes], targets class indices,
 // converted to int64). The probe batch is a fixed random choice of training rows.
@@ -11,9 +14,11 @@
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 
 #include "task_support/epoch_sampler.hpp"
 #include "hpt/hpt.hpp"
+#include "hpt/torch_compat.hpp"
 #include "task_support/losses.hpp"
 #include "script_model.hpp"
 #include "task_support/seeding.hpp"
@@ -25,7 +30,7 @@ using hpt::task_support::derive_seed;
 using hpt::task_support::LossKind;
 
 // Independent random streams of one run.
-enum Stream : std::uint64_t { kOrderStream = 1, kProbeStream = 2 };
+enum Stream : std::uint64_t { kOrderStream = 1, kProbeStream = 2, kSplitStream = 3 };
 
 constexpr std::int64_t kEvalChunk = 4096;
 
@@ -43,11 +48,20 @@ class TorchScriptTask : public hpt::Task {
  public:
   static std::vector<hpt::OptionSpec> option_specs() {
     return {
-        hpt::option_string("module_path", "", "TorchScript module to train (torch::jit::save / torch.jit.save)"),
-        hpt::option_string("data_path", "", "[inputs, targets] pickled with torch::pickle_save / torch.save"),
+        hpt::option_path("module_path", "", "TorchScript module to train (torch::jit::save / torch.jit.save)"),
+        hpt::option_path("data_path", "",
+                         "training data: {\"inputs\": X, \"targets\": Y}, {\"x\": X, \"y\": Y} or a pair (X, Y), "
+                         "saved with torch.save / torch::pickle_save"),
+        hpt::option_path("val_data_path", "",
+                         "validation data in the same layouts (empty: hold out val_fraction of data_path)"),
         hpt::option_string("loss", "mse", "mse or cross_entropy (targets: class indices)", {"mse", "cross_entropy"}),
         hpt::option_int("batch_size", 32, "rows per batch", 1, 10000000),
-        hpt::option_float("val_fraction", 0.2, "fraction of the rows, at the end of the file, held out", 0.0, 0.9),
+        hpt::option_float("val_fraction", 0.2,
+                          "fraction of data_path's rows held out for validation (not used with val_data_path)", 0.0,
+                          0.9),
+        hpt::option_bool("shuffle", true,
+                         "shuffle data_path's rows with the run seed before holding out val_fraction (false: the "
+                         "last rows of the file are held out)"),
         hpt::option_bool("data_on_device", true,
                          "keep the whole data set on the backend's device (false: in host memory, pinned when "
                          "the device is a GPU, each batch gathered there and copied asynchronously)"),
@@ -62,28 +76,33 @@ class TorchScriptTask : public hpt::Task {
     const std::string& data_path = options.get_string("data_path");
     if (data_path.empty()) throw hpt::BadInput("task torchscript: set `data_path` to a data file");
     hpt::torchscript::TensorData data = hpt::torchscript::read_tensor_file(data_path);
-    const std::int64_t rows = data.inputs.size(0);
-    const auto held_out = static_cast<std::int64_t>(std::ceil(options.get_float("val_fraction") * rows));
-    if (held_out < 1 || held_out >= rows)
-      throw hpt::BadInput("data file " + data_path + " has " + std::to_string(rows) + " rows: val_fraction " +
-                          std::to_string(options.get_float("val_fraction")) +
-                          " must leave at least one row for training and hold out at least one");
-    torch::Tensor inputs = data.inputs.to(data_device_);
-    torch::Tensor targets = data.targets.to(data_device_);
-    if (loss_kind_ == LossKind::CrossEntropy) targets = targets.to(torch::kInt64);
-    train_inputs_ = inputs.narrow(0, 0, rows - held_out);
-    train_targets_ = targets.narrow(0, 0, rows - held_out);
-    val_inputs_ = inputs.narrow(0, rows - held_out, held_out);
-    val_targets_ = targets.narrow(0, rows - held_out, held_out);
+    const std::string& val_path = options.get_string("val_data_path");
+    hpt::torchscript::TensorData val;
+    if (!val_path.empty()) {
+      val = hpt::torchscript::read_tensor_file(val_path);
+      check_same_row_shapes(data, data_path, val, val_path);
+    } else {
+      val = hold_out(data, data_path, options.get_float("val_fraction"),
+                     options.get_bool("shuffle") ? std::optional<std::uint64_t>(derive_seed(context.seed, kSplitStream))
+                                                 : std::nullopt);
+    }
+    train_inputs_ = data.inputs.to(data_device_);
+    train_targets_ = targets_for_loss(data.targets.to(data_device_));
+    val_inputs_ = val.inputs.to(data_device_);
+    val_targets_ = targets_for_loss(val.targets.to(data_device_));
+    // The checks below run the module in eval() mode: a single row passes BatchNorm there, and
+    // its running statistics do not move before training starts.
+    model_->eval();
     if (loss_kind_ == LossKind::MeanSquaredError) match_targets_to_outputs(options.get_string("module_path"));
 
-    const std::int64_t train_rows = rows - held_out;
+    const std::int64_t train_rows = train_inputs_.size(0);
     sampler_.emplace(train_rows, options.get_int("batch_size"), derive_seed(context.seed, kOrderStream),
                      data_device_, hpt::task_support::Shard{context.rank, context.world_size});
     hpt::task_support::EpochSampler probe_choice(train_rows, options.get_int("batch_size"),
                                                  derive_seed(context.seed, kProbeStream), data_device_);
     probe_ = batch_of(probe_choice.next());
     check_loss_runs(options.get_string("module_path"), data_path);
+    model_->train();
   }
 
   torch::nn::Module& model() override { return *model_; }
@@ -110,6 +129,43 @@ class TorchScriptTask : public hpt::Task {
   void load(torch::serialize::InputArchive& archive) override { sampler_->load(archive, "order_"); }
 
  private:
+  // Takes the validation rows out of `data`: `fraction` of them, after a permutation
+  // seeded by `shuffle_seed` when there is one, else the last rows.
+  static hpt::torchscript::TensorData hold_out(hpt::torchscript::TensorData& data, const std::string& path,
+                                               double fraction, std::optional<std::uint64_t> shuffle_seed) {
+    const std::int64_t rows = data.inputs.size(0);
+    const auto held_out = static_cast<std::int64_t>(std::ceil(fraction * static_cast<double>(rows)));
+    if (held_out < 1 || held_out >= rows)
+      throw hpt::BadInput("data file " + path + " has " + std::to_string(rows) + " rows: val_fraction " +
+                          std::to_string(fraction) +
+                          " must leave at least one row for training and hold out at least one (or set "
+                          "val_data_path to a validation file)");
+    if (shuffle_seed) {
+      torch::Tensor order = torch::randperm(rows, hpt::make_cpu_generator(*shuffle_seed),
+                                            torch::TensorOptions(torch::kInt64));
+      data.inputs = data.inputs.index_select(0, order);
+      data.targets = data.targets.index_select(0, order);
+    }
+    hpt::torchscript::TensorData val{data.inputs.narrow(0, rows - held_out, held_out),
+                                     data.targets.narrow(0, rows - held_out, held_out)};
+    data.inputs = data.inputs.narrow(0, 0, rows - held_out);
+    data.targets = data.targets.narrow(0, 0, rows - held_out);
+    return val;
+  }
+
+  static void check_same_row_shapes(const hpt::torchscript::TensorData& train, const std::string& train_path,
+                                    const hpt::torchscript::TensorData& val, const std::string& val_path) {
+    auto row = [](const torch::Tensor& t) { return t.sizes().slice(1); };
+    if (!row(train.inputs).equals(row(val.inputs)) || !row(train.targets).equals(row(val.targets)))
+      throw hpt::BadInput("validation file " + val_path + " has rows of inputs " + shape_of(val.inputs[0]) +
+                          " and targets " + shape_of(val.targets[0]) + ", but " + train_path + " has inputs " +
+                          shape_of(train.inputs[0]) + " and targets " + shape_of(train.targets[0]));
+  }
+
+  torch::Tensor targets_for_loss(const torch::Tensor& targets) const {
+    return loss_kind_ == LossKind::CrossEntropy ? targets.to(torch::kInt64) : targets;
+  }
+
   hpt::Batch batch_of(const torch::Tensor& indices) const {
     if (data_device_ == device_)
       return {{train_inputs_.index_select(0, indices)}, train_targets_.index_select(0, indices)};

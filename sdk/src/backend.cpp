@@ -122,6 +122,17 @@ class DoneCollective : public PendingCollective {
 
 }  // namespace
 
+void Backend::update_average(const std::vector<torch::Tensor>& averages, const std::vector<torch::Tensor>& tensors,
+                             double decay) {
+  if (averages.size() != tensors.size())
+    throw RunError("Backend::update_average: " + std::to_string(averages.size()) + " averages for " +
+                   std::to_string(tensors.size()) + " tensors");
+  if (averages.empty()) return;
+  torch::NoGradGuard no_grad;
+  torch::_foreach_mul_(averages, decay);
+  torch::_foreach_add_(averages, tensors, 1.0 - decay);
+}
+
 void Backend::join(const World& world) {
   if (world.size <= 1) {
     world_ = world;

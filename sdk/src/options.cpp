@@ -17,6 +17,7 @@ const char* to_string(OptionType type) {
     case OptionType::IntList: return "list of integers";
     case OptionType::FloatList: return "list of floats";
     case OptionType::StringList: return "list of strings";
+    case OptionType::Path: return "path";
   }
   return "unknown";
 }
@@ -113,6 +114,9 @@ OptionSpec option_string(std::string name, std::string def, std::string doc, std
   auto s = make(std::move(name), OptionType::String, std::move(def), std::move(doc));
   s.choices = std::move(choices);
   return s;
+}
+OptionSpec option_path(std::string name, std::string def, std::string doc) {
+  return make(std::move(name), OptionType::Path, std::move(def), std::move(doc));
 }
 OptionSpec option_int_list(std::string name, std::vector<std::int64_t> def, std::string doc,
                            std::optional<double> min, std::optional<double> max) {

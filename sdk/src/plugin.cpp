@@ -9,6 +9,9 @@ void Plugin::save(StateWriter&) const {}
 void Plugin::load(torch::serialize::InputArchive&) {}
 
 Task::~Task() = default;
+std::string Task::sample(const SampleRequest&) {
+  throw BadInput("this task does not generate samples (tasks that model sequences, such as char_lm, do)");
+}
 Optimizer::~Optimizer() = default;
 
 std::int64_t Optimizer::planned_state_bytes(const std::vector<torch::Tensor>& parameters) const {

@@ -68,6 +68,11 @@ class Backend : public Plugin {
   virtual void restore(const std::vector<torch::Tensor>& tensors,
                        const std::vector<torch::Tensor>& snapshot) = 0;
 
+  // averages[i] = decay * averages[i] + (1 - decay) * tensors[i], in place, without
+  // autograd: an exponential moving average of the weights. The default uses LibTorch's
+  // multi-tensor (_foreach) ops; a GPU backend may fuse it into one kernel.
+  virtual void update_average(const std::vector<torch::Tensor>& averages, const std::vector<torch::Tensor>& tensors,
+                              double decay);
   // Memory in use on device(); the engine logs it with every evaluation and in
   // summary.json, and checks [backend] memory_budget against total.
   virtual MemoryUse memory_use() const { return {}; }

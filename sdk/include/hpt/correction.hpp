@@ -1,5 +1,11 @@
 // CorrectionStrategy: compares forecasts with what really happened; adjusts the next
 // forecast, stops a predicted phase early or rolls it back.
+//
+// Contract, on the training thread: for every predicted phase, adjust() once before it,
+// judge() after every run.probe_interval applied steps and after the phase's last one
+// (a Verdict other than Continue ends the phase), and observe_real() with the first real
+// step after a phase that was kept (not after a roll-back). load() comes
+// right after construction when resuming.
 #pragma once
 
 #include "hpt/plugin.hpp"

@@ -1,5 +1,13 @@
 // DynamicsModel: learns the training trajectory from real steps and forecasts the
 // next updates and the loss, with a confidence.
+//
+// Contract, in call order, all on the training thread: bind() once; load() when
+// resuming; then observe() after every real step that was kept (not a step fp16 loss
+// scaling skipped, not one a divergence roll-back discarded) and, when the phase
+// controller asks for a predicted phase, forecast(). The engine applies a forecast
+// itself (the model never touches the parameters) and may roll it back. A dynamics model
+// is always created and bound ("none" by default); observe(), forecast() and the
+// optimizer's update tracking happen only when it is not "none".
 #pragma once
 
 #include "hpt/plugin.hpp"

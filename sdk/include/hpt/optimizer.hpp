@@ -1,5 +1,20 @@
 // Optimizer: turns gradients into parameter updates, owns its state, and reports the
 // update it applied so dynamics models can learn from it.
+//
+// Contract, in call order: construction (options validated by the host), bind() once,
+// then load() when resuming (so load() can rely on the state bind() built), then step()
+// for every real step, on the training thread. step() is called with grad mode on: the
+// closure needs it for backward, and the optimizer changes the parameters under
+// torch::NoGradGuard. The engine never changes the parameters during a step; between
+// steps it may (predicted phases, roll-backs), so an optimizer must not cache copies of
+// the parameters across steps.
+//
+// Building blocks outside hpt::TorchOptimizer: hpt::LrSchedule (hpt/lr_schedule.hpp)
+// gives the schedule factor of a step and its saved state; hpt/gradient_clipping.hpp has
+// the global norm, norm clipping, adaptive clipping and centralisation, each usable on
+// any parameter list. State: write tensors with StateWriter::write in save(), read them
+// back with hpt::read_tensor (hpt/archive.hpp) in load(). See docs/writing-plugins.md for
+// a complete optimizer written against this header alone.
 #pragma once
 
 #include <functional>
@@ -29,16 +44,20 @@ class Optimizer : public Plugin {
   virtual torch::Tensor step(const Closure& closure, std::int64_t step) = 0;
 
   // Per parameter, the update the last step applied (after minus before), as device
-  // tensors owned by the optimizer, valid until the next step.
+  // tensors owned by the optimizer, valid until the next step. Read only when bind()
+  // had track_updates; otherwise it may be empty. Before the first step: zeros or empty.
   virtual const std::vector<torch::Tensor>& last_update() const = 0;
 
   // Global L2 norm of the gradients in the last step, before clipping.
   virtual double last_grad_norm() const = 0;
 
-  // The learning rate the last step used (after the schedule).
+  // The learning rate the last step used (after the schedule). Before the first step:
+  // the rate step 1 will use.
   virtual double learning_rate() const = 0;
 
-  // Scales the base learning rate (the divergence monitor cuts it after a roll-back).
+  // Multiplies the base learning rate by `factor` (> 0), cumulatively: two calls with
+  // 0.5 leave a quarter. The divergence monitor cuts it after a roll-back; the scale is
+  // part of the saved state.
   virtual void scale_learning_rate(double factor) = 0;
 
   // Bytes of state the optimizer will hold for `parameters` once it has stepped (Adam's

@@ -1,6 +1,13 @@
 // Plugin options: each plugin declares the keys it accepts in its manifest section
 // (name, type, default, range, one-line doc). The host validates the section against
 // that declaration, with positions in its errors, and hands the plugin an Options.
+//
+// What the host checks before a plugin sees a value: the type (an integer is accepted
+// where a float is declared); min and max, inclusive, for numbers and for every element
+// of number lists; floats are finite (TOML's inf and nan are refused whatever the range);
+// strings and string lists are among `choices` when it is not empty. A Path is a string
+// naming a file or folder: a relative one is resolved against the folder of the manifest
+// that set it, so the plugin always sees an absolute path (or "" when left empty).
 #pragma once
 
 #include <cstdint>
@@ -12,11 +19,12 @@
 
 namespace hpt {
 
-enum class OptionType { Bool, Int, Float, String, IntList, FloatList, StringList };
+enum class OptionType { Bool, Int, Float, String, IntList, FloatList, StringList, Path };
 
-// "bool", "integer", "float", "string", "list of integers", ...
+// "bool", "integer", "float", "string", "list of integers", ..., "path"
 const char* to_string(OptionType type);
 
+// A Path's value is a std::string (read it with Options::get_string).
 using OptionValue = std::variant<bool, std::int64_t, double, std::string, std::vector<std::int64_t>,
                                  std::vector<double>, std::vector<std::string>>;
 
@@ -41,6 +49,8 @@ OptionSpec option_float(std::string name, double def, std::string doc,
                         std::optional<double> min = std::nullopt, std::optional<double> max = std::nullopt);
 OptionSpec option_string(std::string name, std::string def, std::string doc,
                          std::vector<std::string> choices = {});
+// A file or folder; "" as the default means "not set". Relative to the manifest.
+OptionSpec option_path(std::string name, std::string def, std::string doc);
 OptionSpec option_int_list(std::string name, std::vector<std::int64_t> def, std::string doc,
                            std::optional<double> min = std::nullopt, std::optional<double> max = std::nullopt);
 OptionSpec option_float_list(std::string name, std::vector<double> def, std::string doc,

@@ -54,12 +54,22 @@ struct PluginContext {
   // is the same on every rank.
   int rank = 0;
   int world_size = 1;
+  // Built for `hpt sample`: the task reads no data and builds its model in load(), from
+  // the checkpoint's task state (char_lm: its vocabulary). Only the backend (for the
+  // device) and the task are created.
+  bool inference_only = false;
 };
 
 // Base of every plugin object. Plugins with state override save/load; the checkpointer
 // stores what save() writes and gives it back to load() on resume (after bind(), where
 // a kind has one). save() runs on the training thread between steps; what it writes is
-// copied or serialised before training goes on (hpt/state_writer.hpp).
+// copied or serialised before training goes on (hpt/state_writer.hpp). load() reads
+// with hpt::read_tensor / hpt::read_value (hpt/archive.hpp), which name a missing key.
+//
+// Lifetime and threading: the host creates a plugin with the descriptor's create(),
+// uses it from one thread (the training thread) unless its kind's header says otherwise
+// (Checkpointer::save, Backend), and destroys it before unloading its library. Every
+// error is an exception: hpt::BadInput for bad options or files, hpt::RunError otherwise.
 class Plugin {
  public:
   virtual ~Plugin();

@@ -1,7 +1,21 @@
 // Task: owns the model, the data, the loss and evaluation.
+//
+// Contract. The host creates the task first (after the backend) and calls, on the
+// training thread only: model() to list the parameters, then per real step next_batch()
+// and loss() with grad mode on (the engine calls backward), probe_batch() during
+// predicted phases under inference mode, evaluate() every run.eval_every steps and at
+// the end of the run, under torch::NoGradGuard. The
+// host puts the model in train() mode for steps and eval() mode for evaluate() and
+// restores it after. save() runs between steps (hpt/state_writer.hpp); load() runs once
+// on resume, after construction, and must restore the data position so that the resumed
+// run sees the batches it would have seen.
+//
+// Built with context.inference_only (`hpt sample`), the task need not read any data:
+// the host calls load() with the checkpoint's task state, then model(), then sample().
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include <torch/nn/module.h>
@@ -10,6 +24,14 @@
 #include "hpt/types.hpp"
 
 namespace hpt {
+
+// What `hpt sample` asks of a task that generates sequences (char_lm: text).
+struct SampleRequest {
+  std::string prompt;          // the start of the text; "" lets the task choose
+  std::int64_t length = 200;   // tokens to generate after the prompt
+  double temperature = 1.0;    // > 0; logits are divided by it before sampling
+  std::uint64_t seed = 0;      // the sampling stream: one seed, one text
+};
 
 // A batch on the task's device. `inputs` are what the model takes, `targets` what the
 // loss compares with.
@@ -46,6 +68,12 @@ class Task : public Plugin {
 
   // True when every batch is the whole training set (what L-BFGS needs).
   virtual bool full_batch() const { return false; }
+
+  // Generation, for tasks that model sequences: the prompt followed by `length`
+  // generated tokens, decoded. The model's weights are the ones to sample from; runs
+  // under inference mode. The default throws hpt::BadInput ("task X does not generate").
+  virtual bool can_sample() const { return false; }
+  virtual std::string sample(const SampleRequest& request);
 };
 
 }  // namespace hpt
