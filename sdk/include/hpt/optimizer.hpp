@@ -67,6 +67,12 @@ class Optimizer : public Plugin {
 
   // Told every evaluation, for schedules that follow a metric (reduce-on-plateau).
   virtual void on_evaluation(const Metrics& metrics) { (void)metrics; }
+
+  // Called with true right before the engine evaluates, saves final weights or exports,
+  // and with false right after: an optimizer whose training point is not the point to
+  // evaluate (Schedule-Free: gradients at y, evaluation at x) swaps the parameters in
+  // place and back. Under no-grad, between steps, on the training thread. Default: nothing.
+  virtual void use_evaluation_weights(bool on) { (void)on; }
 };
 
 }  // namespace hpt
