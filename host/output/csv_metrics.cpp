@@ -173,12 +173,7 @@ void CsvMetrics::resume(std::int64_t step) {
 }
 
 void CsvMetrics::flush() {
-  errno = 0;
-  out_.flush();
-  if (!out_) {
-    const int err = errno;
-    throw RunError("cannot write " + path_ + (err != 0 ? std::string(": ") + std::strerror(err) : std::string()));
-  }
+  flush_or_throw(out_, path_);
 }
 
 }  // namespace hpt::host

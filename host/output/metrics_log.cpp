@@ -12,6 +12,7 @@
 #include <iterator>
 
 #include "hpt/error.hpp"
+#include "output/run_directory.hpp"
 
 namespace hpt::host {
 
@@ -49,15 +50,10 @@ void MetricsLog::append(boost::json::object line) {
 
 void MetricsLog::flush() {
   if (!out_) return;
-  errno = 0;
-  out_->flush();
   // A full disk (or a file size limit) fails the stream's write; every later line would
   // be dropped silently, and a checkpoint published after it would claim metrics that
   // are not there. The run stops instead; its last checkpoint and the lines before it stand.
-  if (!*out_) {
-    const int err = errno;
-    throw RunError("cannot write " + path_ + (err != 0 ? std::string(": ") + std::strerror(err) : std::string()));
-  }
+  flush_or_throw(*out_, path_);
   for (auto& sink : sinks_) sink->flush();
 }
 

@@ -93,4 +93,13 @@ std::shared_ptr<spdlog::logger> make_run_logger(const std::string& run_dir, cons
   return logger;
 }
 
+void flush_or_throw(std::ostream& out, const std::string& path) {
+  errno = 0;
+  out.flush();
+  if (!out) {
+    const int err = errno;
+    throw RunError("cannot write " + path + (err != 0 ? std::string(": ") + std::strerror(err) : std::string()));
+  }
+}
+
 }  // namespace hpt::host

@@ -4,6 +4,7 @@
 
 #include <fstream>
 #include <memory>
+#include <ostream>
 #include <string>
 
 #include <spdlog/logger.h>
@@ -37,5 +38,10 @@ std::shared_ptr<spdlog::logger> make_run_logger(const std::string& run_dir, cons
 
 // Writes `text` to `path` atomically: a temporary file beside it, fsync, rename.
 void write_file_atomic(const std::string& path, const std::string& text);
+
+// Flushes `out`, the file at `path`; throws hpt::RunError "cannot write PATH: <errno text>"
+// when the stream has failed (a full disk, a file size limit): the metrics files stop
+// the run rather than drop lines silently.
+void flush_or_throw(std::ostream& out, const std::string& path);
 
 }  // namespace hpt::host
