@@ -96,6 +96,25 @@ TEST(Distributed, TwoRankRunsAreBitIdenticalRunAfterRun) {
   for (std::size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(torch::equal(a[i].second, b[i].second)) << a[i].first;
 }
 
+TEST(Distributed, AveragingAndLookaheadKeepRanksAlikeAndEveryRankStopsAtATargetOnTheAverage) {
+  // Rank 0 evaluates the averaged weights; every rank gets the avg.* metrics, so all stop at
+  // the first evaluation (the target is reached at once); check_sync compares the ranks'
+  // parameters after Lookahead's synchronisations.
+  TempDir dir;
+  std::string m = dir.write("m.toml", manifest(dir.path(), "r", 64) +
+                                          "[averaging]\ndecay = 0.9\n[lookahead]\nk = 3\n"
+                                          "[distributed]\ncheck_sync = true\ncheck_every = 5\n");
+  ASSERT_EQ(run_to_end({"run", m, "run.target={metric=\"avg.val_loss\", value=1e9}", "--nproc", "2", "--no-progress"},
+                       dir.path() + "/log", kLimit),
+            0)
+      << read_file(dir.path() + "/log");
+  auto summary = summary_of(dir.path() + "/r");
+  EXPECT_EQ(summary.at("status").as_string(), "target_reached");
+  EXPECT_EQ(summary.at("steps").as_int64(), 25);
+  EXPECT_TRUE(summary.at("final_metrics").as_object().contains("avg.val_loss"));
+  EXPECT_TRUE(std::filesystem::exists(dir.path() + "/r/final_averaged_weights.pt"));
+}
+
 TEST(Distributed, HybridRanksStayIdenticalThroughPredictedSteps) {
   // check_sync compares the ranks' parameters every 5 step-equivalents and at the end; a
   // difference fails the run.

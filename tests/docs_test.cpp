@@ -3,6 +3,7 @@
 #include <filesystem>
 
 #include "config/manifest.hpp"
+#include "config/averaging_settings.hpp"
 #include "config/distributed_settings.hpp"
 #include "config/precision_settings.hpp"
 #include "plugins/plugin_loader.hpp"
@@ -20,6 +21,10 @@ TEST(Docs, ManifestReferenceListsEveryOption) {
     EXPECT_NE(doc.find("| `" + spec.name + "` |"), std::string::npos) << "[distributed] key " << spec.name;
   for (const auto& spec : hpt::host::PrecisionSettings::option_specs())
     EXPECT_NE(doc.find("| `" + spec.name + "` |"), std::string::npos) << "[backend] key " << spec.name;
+  for (const auto& spec : hpt::host::AveragingSettings::option_specs())
+    EXPECT_NE(doc.find("| `" + spec.name + "` |"), std::string::npos) << "[averaging] key " << spec.name;
+  for (const auto& spec : hpt::host::LookaheadSettings::option_specs())
+    EXPECT_NE(doc.find("| `" + spec.name + "` |"), std::string::npos) << "[lookahead] key " << spec.name;
 
   hpt::host::PluginLoader loader({std::string(HPT_BINARY_DIR) + "/plugins"});
   std::vector<std::string> problems;

@@ -252,6 +252,28 @@ TEST(OptimizerPlugins, LearningRateFollowsScheduleAndScale) {
   EXPECT_DOUBLE_EQ(optimizer->learning_rate(), 0.2 * 0.5 * 0.1);
 }
 
+// decay_steps = 0 means the budget (run.max_steps, the context's max_steps): the
+// "AdamW with warmup + cosine decay to the budget" baseline (configs/fm16_adamw_cosine.toml).
+TEST(OptimizerPlugins, WarmupCosineWithoutDecayStepsEndsAtTheBudget) {
+  auto info = loader().find(hpt::PluginKind::Optimizer, "adamw");
+  hpt::Options options = hpt::Options::defaults(info->options);
+  options.set("lr", 0.2);
+  options.set("schedule", std::string("warmup_cosine"));
+  options.set("warmup_steps", std::int64_t{4});
+  options.set("decay_steps", std::int64_t{0});
+  hpt::PluginContext context;
+  context.max_steps = 20;
+  auto optimizer = loader().create<hpt::Optimizer>(*info, context, options);
+  Problem problem = Problem::make();
+  optimizer->bind(problem.params, false);
+  optimizer->step(problem.closure(), 2);
+  EXPECT_DOUBLE_EQ(optimizer->learning_rate(), 0.2 * 0.5);  // warmup: 2/4
+  optimizer->step(problem.closure(), 12);
+  EXPECT_DOUBLE_EQ(optimizer->learning_rate(), 0.2 * 0.5);  // half way from 4 to 20: cos(pi/2)
+  optimizer->step(problem.closure(), 20);
+  EXPECT_NEAR(optimizer->learning_rate(), 0.0, 1e-15);  // the budget: min_lr_ratio 0
+}
+
 TEST(OptimizerPlugins, ReportsPreClipGradNormAndClipsTheUpdate) {
   for (const char* clip : {"none", "norm", "agc"}) {
     Problem problem = Problem::make();

@@ -90,6 +90,16 @@ TEST(Install, CopiesIntoThePrefixOnlyAndTheInstalledHptFindsTheInstalledPlugins)
   // A one-sided range reads as an inequality, not "[0..]" (which suggests inf is allowed).
   EXPECT_THAT(listed, HasSubstr("float >= 0: base learning rate"));
   EXPECT_EQ(listed.find("..]"), std::string::npos) << listed;
+
+  // The presets, installed to share/hpt/presets and searched there first.
+  EXPECT_TRUE(fs::exists(prefix + "/share/hpt/presets/hybrid_linear.toml"));
+  const std::string preset_log = dir.path() + "/preset.log";
+  EXPECT_NE(sh("cd " + elsewhere + " && " + prefix + "/bin/hpt validate " + HPT_SOURCE_DIR +
+                   "/configs/fm16_baseline.toml run.preset=no_such_preset",
+               preset_log),
+            0);
+  EXPECT_THAT(read_file(preset_log),
+              HasSubstr("searched " + fs::weakly_canonical(prefix).string() + "/share/hpt/presets"));
 }
 
 TEST(OutOfTreePlugin, DocumentedExamplesBuildAgainstTheInstalledSdkTrainAndResume) {

@@ -11,6 +11,8 @@
 #include <random>
 #include <sstream>
 
+#include <boost/json.hpp>
+
 #include "hpt/hpt.hpp"
 #include "hpt/torch_compat.hpp"
 #include "plugins/plugin_loader.hpp"
@@ -396,8 +398,9 @@ hpt::TrainingState fresh_state() {
 }
 
 TEST(BanditPhase, ConvergesToTheBestHorizon) {
-  auto phase = make_plugin<hpt::PhaseController>(hpt::PluginKind::PhaseController, "bandit",
-                                                 {{"warmup", std::int64_t{20}}, {"min_real", std::int64_t{2}}});
+  auto phase = make_plugin<hpt::PhaseController>(
+      hpt::PluginKind::PhaseController, "bandit",
+      {{"warmup", std::int64_t{20}}, {"min_real", std::int64_t{2}}, {"reward", std::string("time")}});
   hpt::TrainingState state = fresh_state();
   std::mt19937 rng(1);
   std::vector<std::int64_t> chosen = simulate(*phase, 300, state, rng);
@@ -453,6 +456,129 @@ TEST(BanditPhase, ResumesWithTheSameChoices) {
   hpt::TrainingState state_copy = state;
   std::mt19937 rng_a(3), rng_b(3);
   EXPECT_EQ(simulate(*original, 30, state, rng_a), simulate(*resumed, 30, state_copy, rng_b));
+}
+
+// Horizons 4 and 8, no exploration bonus: the bandit plays 4, then 8 (untried arms
+// first), then the arm that earned more. The 4-step phase takes 1 ms, the 8-step one a
+// second. "steps" pays 4 / min_real = 2 and 8 / 2 = 4 whatever the clock: 8 next. "time"
+// pays 4 steps in 1 ms (40x a 10 ms real step) and 8 in a second (0.08x): 4 next.
+std::int64_t third_choice(const std::string& reward) {
+  auto phase = make_plugin<hpt::PhaseController>(hpt::PluginKind::PhaseController, "bandit",
+                                                 {{"horizons", std::vector<std::int64_t>{4, 8}},
+                                                  {"alpha", 0.0},
+                                                  {"warmup", std::int64_t{10}},
+                                                  {"min_real", std::int64_t{2}},
+                                                  {"reward", reward}});
+  hpt::TrainingState state = fresh_state();
+  std::vector<std::int64_t> chosen;
+  while (chosen.size() < 3) {
+    hpt::PhaseDecision d = phase->decide(state);
+    if (d.kind != hpt::PhaseKind::Predict) {
+      state.step += d.length;
+      state.real_steps += d.length;
+      state.steps_since_phase += d.length;
+      state.seconds += 0.01 * static_cast<double>(d.length);
+      continue;
+    }
+    chosen.push_back(d.length);
+    if (chosen.size() == 3) break;
+    hpt::PhaseOutcome outcome;
+    outcome.planned = outcome.applied = d.length;
+    outcome.seconds = d.length == 4 ? 0.001 : 1.0;
+    outcome.loss_before = outcome.loss_after = 1.0;
+    state.step += outcome.applied;
+    state.predicted_steps += outcome.applied;
+    state.seconds += outcome.seconds;
+    state.steps_since_phase = 0;
+    phase->phase_ended(outcome);
+  }
+  EXPECT_EQ(chosen[0], 4);
+  EXPECT_EQ(chosen[1], 8);
+  return chosen[2];
+}
+
+TEST(BanditPhase, StepsRewardPaysKeptStepsPerRealStepWhateverTheClock) {
+  EXPECT_EQ(third_choice("steps"), 8);
+  EXPECT_EQ(third_choice("time"), 4);
+}
+
+TEST(BanditPhase, StepsIsTheDefaultReward) {
+  auto info = hpt::test::built_plugins().find(hpt::PluginKind::PhaseController, "bandit");
+  EXPECT_EQ(hpt::Options::defaults(info->options).get_string("reward"), "steps");
+}
+
+// With the "steps" reward the controller's choices depend on no clock: the simulated
+// runs below differ only in how long each phase takes, yet choose the same horizons.
+TEST(BanditPhase, StepsRewardChoosesTheSameWhateverTheTimings) {
+  Overrides options = {{"warmup", std::int64_t{20}}, {"min_real", std::int64_t{2}}};
+  auto a = make_plugin<hpt::PhaseController>(hpt::PluginKind::PhaseController, "bandit", options);
+  auto b = make_plugin<hpt::PhaseController>(hpt::PluginKind::PhaseController, "bandit", options);
+  hpt::TrainingState state_a = fresh_state(), state_b = fresh_state();
+  std::mt19937 rng_a(11), rng_b(12);
+  const std::vector<std::int64_t> chosen = simulate(*a, 60, state_a, rng_a);
+  EXPECT_EQ(chosen, simulate(*b, 60, state_b, rng_b));
+  EXPECT_NE(state_a.seconds, state_b.seconds);  // the clocks did differ
+}
+
+// Two runs of one seed through the engine (synthetic task, dynamics "linear", correction
+// "residual", the bandit with its default reward) write the same steps of the same kinds.
+std::vector<std::string> step_kinds_of_a_bandit_run(const std::string& runs_dir, const std::string& name) {
+  const std::string manifest = R"(
+[run]
+seed = 3
+max_steps = 400
+eval_every = 100
+log_every = 1
+probe_interval = 4
+
+[task]
+plugin = "synthetic"
+inputs = 8
+outputs = 2
+hidden = [16]
+samples = 256
+batch_size = 32
+
+[optimizer]
+plugin = "adamw"
+lr = 3e-3
+
+[dynamics]
+plugin = "linear"
+min_observations = 20
+
+[correction]
+plugin = "residual"
+
+[phase]
+plugin = "bandit"
+warmup = 40
+min_real = 3
+min_confidence = 0.0
+horizons = [4, 8, 16]
+)";
+  auto built = hpt::test::build_engine(manifest, {"run.name=\"" + name + "\""}, runs_dir);
+  built.engine->run();
+  std::vector<std::string> kinds;
+  std::istringstream lines(hpt::test::read_file(runs_dir + "/" + name + "/metrics.jsonl"));
+  for (std::string line; std::getline(lines, line);) {
+    const boost::json::object o = boost::json::parse(line).as_object();
+    if (o.at("type").as_string() != "step") continue;
+    kinds.push_back(std::to_string(o.at("step").as_int64()) + " " + std::string(o.at("kind").as_string()) +
+                    (o.contains("discarded") && o.at("discarded").as_bool() ? " discarded" : ""));
+  }
+  return kinds;
+}
+
+TEST(BanditPhase, TwoRunsOfOneSeedMakeTheSameDecisions) {
+  hpt::test::TempDir dir;
+  const std::vector<std::string> first = step_kinds_of_a_bandit_run(dir.path(), "first");
+  const std::vector<std::string> second = step_kinds_of_a_bandit_run(dir.path(), "second");
+  ASSERT_FALSE(first.empty());
+  EXPECT_EQ(first, second);
+  EXPECT_TRUE(std::any_of(first.begin(), first.end(),
+                          [](const std::string& k) { return k.find("predicted") != std::string::npos; }))
+      << "the bandit never predicted: the test shows nothing";
 }
 
 TEST(BanditPhase, RejectsAnEmptyHorizonList) {

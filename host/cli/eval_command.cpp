@@ -1,4 +1,4 @@
-// hpt eval CHECKPOINT_OR_RUN_DIR [key.path=value ...] [--json]
+// hpt eval CHECKPOINT_OR_RUN_DIR [key.path=value ...] [--averaged] [--json]
 #include <iomanip>
 #include <sstream>
 
@@ -12,19 +12,22 @@ namespace hpt::host {
 
 namespace {
 const char* kEvalHelp =
-    "usage: hpt eval CHECKPOINT_OR_RUN_DIR [key.path=value ...] [--json]\n"
+    "usage: hpt eval CHECKPOINT_OR_RUN_DIR [key.path=value ...] [--averaged] [--json]\n"
     "\n"
     "Evaluates trained weights with the task's own evaluate() and prints its metrics, one\n"
     "line each (--json: one JSON object, metric -> value). CHECKPOINT_OR_RUN_DIR is a\n"
     "checkpoint directory (runs/NAME/checkpoints/step_N, `latest`, `best`, or one `hpt average`\n"
     "wrote) or the run directory of a finished run (its final_weights.pt). The task is built\n"
     "from the run's resolved manifest; overrides apply to it, e.g. task.batch_size=256 or\n"
-    "task.val_data_path=other.pt. Evaluation runs in fp32 on the run's backend.\n";
+    "task.val_data_path=other.pt. Evaluation runs in fp32 on the run's backend.\n"
+    "--averaged evaluates the run's [averaging] weight average instead: a run directory's\n"
+    "final_averaged_weights.pt, or a checkpoint's averaging.pt.\n";
 
 struct EvalArgs {
   std::string path;
   std::vector<std::string> overrides;
   bool json = false;
+  bool averaged = false;
 };
 }  // namespace
 
@@ -39,7 +42,7 @@ void add_eval_command(CommandLine& cl) {
                                 if (o.find('=') == std::string::npos)
                                   throw BadInput("unexpected argument '" + o +
                                                  "' (overrides look like key.path=value)\n" + kEvalHelp);
-                              TrainedModel model(r->path, r->overrides, /*inference_only=*/false);
+                              TrainedModel model(r->path, r->overrides, /*inference_only=*/false, r->averaged);
                               Metrics metrics = model.evaluate();
                               if (r->json) {
                                 boost::json::object o;
@@ -58,6 +61,7 @@ void add_eval_command(CommandLine& cl) {
   c->add_option("path", r->path, "a checkpoint directory or a run directory");
   c->add_option("overrides", r->overrides, "key.path=value");
   c->add_flag("--json", r->json, "print the metrics as one JSON object");
+  c->add_flag("--averaged", r->averaged, "evaluate the run's weight average ([averaging]) instead of its weights");
 }
 
 }  // namespace hpt::host

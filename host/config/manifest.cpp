@@ -1,10 +1,12 @@
 #include "config/manifest.hpp"
 
+#include "config/averaging_settings.hpp"
 #include "config/distributed_settings.hpp"
 #include "config/precision_settings.hpp"
 
 #include "config/divergence_settings.hpp"
 #include "config/message_text.hpp"
+#include "config/preset.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -96,6 +98,15 @@ Manifest Manifest::parse(const std::string& text, const std::string& source_name
     set_dotted(m.table_, key, *v, given);
     m.overrides_[key] = given;
   }
+  // run.preset (config/preset.hpp): after the overrides, so that they win and may name it.
+  if (const toml::node* preset = m.table_["run"]["preset"].node()) {
+    const std::string at = m.where(preset->source(), "run.preset");
+    const auto name = preset->value_exact<std::string>();
+    if (!name)
+      throw BadInput(at + ": 'run.preset' must be a string naming a preset (" + join(preset_names(preset_dirs()), ", ") +
+                     "), got " + toml_type_name(*preset));
+    if (!name->empty()) expand_preset(m.table_, *name, at);
+  }
   return m;
 }
 
@@ -108,7 +119,9 @@ std::string Manifest::where(const toml::source_region& region, const std::string
       if (dotted.rfind(key + ".", 0) == 0) return "override '" + given + "'";
     return path_;
   }
-  return path_ + ":" + std::to_string(region.begin.line) + ":" + std::to_string(region.begin.column);
+  // A key a preset added names the preset's file.
+  const std::string& file = region.path && !region.path->empty() && *region.path != "override" ? *region.path : path_;
+  return file + ":" + std::to_string(region.begin.line) + ":" + std::to_string(region.begin.column);
 }
 
 std::string closest_name(const std::string& word, const std::vector<std::string>& candidates) {
@@ -384,6 +397,9 @@ const std::vector<OptionSpec>& run_option_specs() {
       option_string_list("plugin_dirs", {}, "extra directories searched for plugin libraries, after HPT_PLUGIN_PATH"),
       option_bool("resume", false, "continue from the run directory's latest valid checkpoint"),
       option_string("log_level", "info", "console log level", {"trace", "debug", "info", "warn", "error"}),
+      option_string("preset", "",
+                    "a named setting (configs/presets/<name>.toml, e.g. hybrid_linear) whose sections and keys "
+                    "fill in what the manifest leaves out; the resolved manifest holds them expanded"),
       option_string_list("loggers", {"jsonl"},
                          "metrics files in the run directory: jsonl (metrics.jsonl, always written), csv "
                          "(metrics.csv), tensorboard (events.out.tfevents.*)",
@@ -421,7 +437,7 @@ ResolvedManifest resolve(const Manifest& manifest, PluginLoader& loader) {
   const toml::table& root = manifest.table();
 
   // Unknown top-level sections.
-  std::vector<std::string> sections = {"run", "distributed"};
+  std::vector<std::string> sections = {"run", "distributed", "averaging", "lookahead"};
   for (const auto& d : section_defaults()) sections.push_back(section_name(d.kind));
   for (const auto& [key, node] : root) {
     std::string k(key.str());
@@ -438,6 +454,23 @@ ResolvedManifest resolve(const Manifest& manifest, PluginLoader& loader) {
   // [distributed]
   out.distributed = v.section(root["distributed"].as_table(), "distributed", DistributedSettings::option_specs(), {},
                               "[distributed]");
+
+  // [averaging], [lookahead]: host features, on when their section is there.
+  if (const toml::table* t = root["averaging"].as_table()) {
+    out.averaging = v.section(t, "averaging", AveragingSettings::option_specs(), {}, "[averaging]");
+    const toml::node* decay = t->get("decay");
+    const double d = out.averaging->get_float("decay");
+    if (decay && (d <= 0.0 || d >= 1.0))
+      v.error(*decay, "averaging.decay",
+              "'averaging.decay' must be a float strictly between 0 and 1 (e.g. 0.99), got " + toml_value_text(*decay));
+  }
+  if (const toml::table* t = root["lookahead"].as_table()) {
+    out.lookahead = v.section(t, "lookahead", LookaheadSettings::option_specs(), {}, "[lookahead]");
+    const toml::node* alpha = t->get("alpha");
+    if (alpha && out.lookahead->get_float("alpha") <= 0.0)
+      v.error(*alpha, "lookahead.alpha",
+              "'lookahead.alpha' must be a float in (0, 1] (e.g. 0.5), got " + toml_value_text(*alpha));
+  }
 
   // [run]
   const toml::table* run = root["run"].as_table();
@@ -625,13 +658,18 @@ toml::table goal_table(const MetricGoal& g, bool early) {
 std::string ResolvedManifest::to_toml() const {
   std::ostringstream os;
   os << "# Resolved from " << source << " (defaults and overrides applied)\n";
+  Options run_opts = run_options;
+  if (const std::string preset = run_opts.get_string("preset"); !preset.empty()) {
+    // Expanded below: the resolved manifest stands alone, without the preset's file.
+    os << "# run.preset \"" << preset << "\" expanded into the sections below\n";
+    run_opts.set("preset", std::string());
+  }
   auto write_section = [&](const std::string& name, toml::table section) {
     // Basic "..." strings with every control character escaped; floats exact (toml++
     // writes max_digits10 digits, so each reads back as the same double).
     constexpr auto flags = toml::format_flags::allow_unicode_strings | toml::format_flags::indentation;
     os << "\n" << toml::toml_formatter(toml::table{{name, std::move(section)}}, flags) << "\n";
   };
-  Options run_opts = run_options;
   run_opts.set("name", run.name);
   toml::table run_table = options_table(run_opts);
   if (run.target) run_table.insert("target", goal_table(*run.target, false));
@@ -639,6 +677,8 @@ std::string ResolvedManifest::to_toml() const {
   run_table.insert("divergence", inline_table(options_table(run.divergence)));
   write_section("run", std::move(run_table));
   write_section("distributed", options_table(distributed));
+  if (averaging) write_section("averaging", options_table(*averaging));
+  if (lookahead) write_section("lookahead", options_table(*lookahead));
   for (const auto& [kind, choice] : plugins) {
     toml::table section = options_table(choice.options);
     section.insert("plugin", choice.info->name);

@@ -76,6 +76,9 @@ struct ResolvedManifest {
   RunConfig run;
   Options run_options;  // [run] as declared, for writing back
   Options distributed;  // [distributed] (config/distributed_settings.hpp), defaults filled in
+  // [averaging] and [lookahead] (config/averaging_settings.hpp), defaults filled in; none: no section.
+  std::optional<Options> averaging;
+  std::optional<Options> lookahead;
   std::map<PluginKind, PluginChoice> plugins;  // the kinds in use
 
   bool has(PluginKind kind) const { return plugins.count(kind) != 0; }

@@ -36,10 +36,26 @@ ParameterLayout make_layout(const torch::nn::Module& model) {
   return layout;
 }
 
+namespace {
+
+AveragingSettings averaging_of(const ResolvedManifest& m) {
+  return AveragingSettings::from(m.averaging ? *m.averaging : Options::defaults(AveragingSettings::option_specs()),
+                                 m.averaging.has_value());
+}
+
+LookaheadSettings lookahead_of(const ResolvedManifest& m) {
+  return LookaheadSettings::from(m.lookahead ? *m.lookahead : Options::defaults(LookaheadSettings::option_specs()),
+                                 m.lookahead.has_value());
+}
+
+}  // namespace
+
 Engine::Engine(ResolvedManifest manifest, PluginLoader& loader, EngineOptions options)
     : manifest_(std::move(manifest)),
       options_(options),
-      monitor_(DivergenceSettings::from(manifest_.run.divergence)) {
+      monitor_(DivergenceSettings::from(manifest_.run.divergence)),
+      average_(averaging_of(manifest_)),
+      lookahead_(lookahead_of(manifest_)) {
   const RunConfig& run = manifest_.run;
   // Rank 0 alone writes the run directory; the other ranks log warnings and errors only.
   if (options_.write_run_dir && options_.world.rank == 0)
@@ -139,9 +155,26 @@ void Engine::start(PluginLoader& loader) {
     if (o.has("best_metric") && !o.get_string("best_metric").empty())
       named.emplace_back("checkpointer.best_metric", o.get_string("best_metric"));
   }
-  auto names = task_->metric_names();
+  // With [averaging], the averaged weights' metrics are "avg.<name>" (evaluate = "both" or "average").
+  auto names = reported_metric_names();
+  const auto task_names = task_->metric_names();
+  const AveragingSettings& averaging = average_.settings();
   for (const auto& [where, metric] : named) {
     if (std::find(names.begin(), names.end(), metric) != names.end()) continue;
+    const std::string prefix = kAveragedMetricPrefix;
+    const bool averaged = metric.rfind(prefix, 0) == 0;
+    const std::string base = averaged ? metric.substr(prefix.size()) : metric;
+    const bool task_reports = std::find(task_names.begin(), task_names.end(), base) != task_names.end();
+    if (task_reports && averaged)
+      throw BadInput(manifest_.source + ": " + where + ": metric '" + metric +
+                     "' is measured on the averaged weights, which " +
+                     (averaging.enabled ? "[averaging] evaluate = \"raw\" does not evaluate: set evaluate = \"both\" "
+                                          "or \"average\""
+                                        : "this run does not keep: add an [averaging] section (e.g. decay = 0.99)"));
+    if (task_reports)
+      throw BadInput(manifest_.source + ": " + where + ": metric '" + metric +
+                     "' is not evaluated: [averaging] evaluate = \"average\" reports only the averaged weights' "
+                     "metrics: name '" + prefix + metric + "' or set evaluate = \"both\"");
     std::string list;
     for (const auto& n : names) list += (list.empty() ? "" : ", ") + n;
     std::string near = closest_name(metric, names);
@@ -177,6 +210,10 @@ void Engine::start(PluginLoader& loader) {
                                          ProgressLayout{predicting_enabled_, run.target.has_value()});
 
   if (run.resume) resume_from_checkpoint();
+  // The weight average and Lookahead's slow weights start from the weights now, unless a
+  // checkpoint gave them.
+  average_.start_if_due(*backend_, params_, state_.step);
+  lookahead_.start(*backend_, params_);
   if (!restored_last_good_) take_last_good();
   progress_->start_from(state_);  // after a resume: the ETA counts this process's steps only
   if (!summary_.final_metrics.empty()) progress_->set_last_eval(metrics_text(summary_.final_metrics));
@@ -236,8 +273,19 @@ RunSummary Engine::train() {
 void Engine::write_final_weights() {
   if (!dir_) return;
   torch::nn::Module& model = task_->model();
-  write_file_atomic(dir_->file("final_weights.pt"),
-                    archive_bytes([&](StateWriter& state) { state.write_module_contents(model); }));
+  {
+    torch::NoGradGuard no_grad;
+    optimizer_->use_evaluation_weights(true);  // Schedule-Free: the weights it evaluates, not the ones it trains
+    write_file_atomic(dir_->file("final_weights.pt"),
+                      archive_bytes([&](StateWriter& state) { state.write_module_contents(model); }));
+    // [averaging]: the averaged weights beside them, in the same layout (the model's buffers as they are).
+    if (average_.started())
+      with_averaged_weights([&]() {
+        write_file_atomic(dir_->file("final_averaged_weights.pt"),
+                          archive_bytes([&](StateWriter& state) { state.write_module_contents(model); }));
+      });
+    optimizer_->use_evaluation_weights(false);
+  }
   // Beside them, the task's state: what `hpt sample` needs besides weights (char_lm: its vocabulary).
   write_file_atomic(dir_->file("final_task_state.pt"), archive_bytes([&](StateWriter& state) { task_->save(state); }));
 }
@@ -302,6 +350,10 @@ void Engine::real_step(StepKind kind) {
     return;
   }
   if (predicting_enabled_) learn_from_update(record);
+  // Between real steps, whatever the optimizer: Lookahead's synchronisation, then the
+  // weight average of the weights it leaves (docs/architecture.md, "One step of the engine").
+  lookahead_.after_real_step(*backend_, params_);
+  average_.after_real_step(*backend_, params_, record.step);
   if (monitor_.snapshot_due()) take_last_good();
   record.seconds = StepClock::seconds_since(t0);
 
@@ -396,6 +448,8 @@ void Engine::plan_memory() {
   memory_plan_.add("optimizer state (" + manifest_.at(PluginKind::Optimizer).info->name + ")",
                    optimizer_->planned_state_bytes(params_));
   memory_plan_.add("last-good snapshot", param_bytes);
+  if (average_.enabled()) memory_plan_.add("weight average", param_bytes);
+  if (lookahead_.enabled()) memory_plan_.add("lookahead slow weights", param_bytes);
   if (predicting_enabled_) {
     memory_plan_.add("predicted-phase snapshot", param_bytes);
     memory_plan_.add("dynamics model (" + manifest_.at(PluginKind::DynamicsModel).info->name + ")",
@@ -559,20 +613,51 @@ void Engine::record_step(const StepRecord& r, const char* kind) {
   metrics_.step(r, clock_.seconds(), kind);
 }
 
+std::vector<std::string> Engine::reported_metric_names() const {
+  const std::vector<std::string> task_names = task_->metric_names();
+  std::vector<std::string> names;
+  if (average_.settings().evaluates_raw()) names = task_names;
+  if (average_.settings().evaluates_average())
+    for (const auto& n : task_names) names.push_back(kAveragedMetricPrefix + n);
+  return names;
+}
+
+Metrics Engine::evaluate_weights() {
+  torch::NoGradGuard guard;
+  AutocastScope autocast(context_.device.type(), autocast_dtype_);
+  task_->model().eval();
+  Metrics m = task_->evaluate();
+  task_->model().train();
+  return m;
+}
+
+void Engine::with_averaged_weights(const std::function<void()>& use) {
+  torch::NoGradGuard guard;
+  std::vector<torch::Tensor> raw = backend_->snapshot(params_);
+  backend_->restore(params_, average_.average());
+  use();
+  backend_->restore(params_, raw);
+}
+
 Metrics Engine::evaluate() {
   auto t0 = StepClock::now();
+  torch::NoGradGuard no_grad;
   Metrics m;
+  // Every rank swaps to the optimizer's evaluation weights and back, so they stay alike.
+  optimizer_->use_evaluation_weights(true);
   if (!distributed() || options_.world.rank == 0) {
-    torch::NoGradGuard guard;
-    AutocastScope autocast(context_.device.type(), autocast_dtype_);
-    task_->model().eval();
-    m = task_->evaluate();
-    task_->model().train();
+    if (average_.settings().evaluates_raw()) m = evaluate_weights();
+    // [averaging]: the averaged weights swapped in, evaluated, swapped out; "avg.<metric>".
+    if (average_.settings().evaluates_average() && average_.started())
+      with_averaged_weights([&]() {
+        for (const auto& [name, value] : evaluate_weights()) m[kAveragedMetricPrefix + name] = value;
+      });
   }
+  optimizer_->use_evaluation_weights(false);
   if (distributed()) {
     // Rank 0 evaluated (the weights are the same everywhere); every rank takes its metrics,
     // so that targets and early stopping decide alike.
-    const std::vector<std::string> names = task_->metric_names();
+    const std::vector<std::string> names = reported_metric_names();
     torch::Tensor values = torch::full({static_cast<std::int64_t>(names.size())},
                                        std::numeric_limits<double>::quiet_NaN(), torch::kFloat64);
     for (std::size_t i = 0; i < names.size(); ++i)
@@ -581,7 +666,12 @@ Metrics Engine::evaluate() {
     backend_->broadcast({values}, 0);
     values = values.cpu();
     m.clear();
-    for (std::size_t i = 0; i < names.size(); ++i) m[names[i]] = values[static_cast<std::int64_t>(i)].item<double>();
+    for (std::size_t i = 0; i < names.size(); ++i) {
+      const double value = values[static_cast<std::int64_t>(i)].item<double>();
+      // The averaged weights' metrics before the average started: none.
+      if (std::isnan(value) && names[i].rfind(kAveragedMetricPrefix, 0) == 0) continue;
+      m[names[i]] = value;
+    }
   }
   backend_->synchronize();
   double seconds = StepClock::seconds_since(t0);

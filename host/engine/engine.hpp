@@ -18,9 +18,11 @@
 #include "engine/autocast_scope.hpp"
 #include "engine/divergence_monitor.hpp"
 #include "engine/gradient_sync.hpp"
+#include "engine/lookahead.hpp"
 #include "engine/loss_scaler.hpp"
 #include "engine/memory_plan.hpp"
 #include "engine/step_clock.hpp"
+#include "engine/weight_average.hpp"
 #include "output/metrics_log.hpp"
 #include "output/progress.hpp"
 #include "output/run_directory.hpp"
@@ -69,6 +71,11 @@ class Engine {
   const MemoryPlan& memory_plan() const { return memory_plan_; }
   const LossScaler* loss_scaler() const { return scaler_ ? &*scaler_ : nullptr; }
   const std::shared_ptr<spdlog::logger>& logger() const { return logger_; }
+  const WeightAverage& weight_average() const { return average_; }  // [averaging]
+  const Lookahead& lookahead() const { return lookahead_; }          // [lookahead]
+  // The metrics an evaluation reports: the task's, and "avg.<name>" for the averaged
+  // weights ([averaging] evaluate), in the order evaluate() fills them.
+  std::vector<std::string> reported_metric_names() const;
   const std::string& run_dir() const;
 
   // Checkpoint content (every plugin's state, the engine's counters and the resolved
@@ -123,7 +130,10 @@ class Engine {
   bool early_stop_now(const Metrics& metrics);
   void check_signal();
   void write_summary();
-  void write_final_weights();  // final_weights.pt in the run directory
+  void write_final_weights();  // final_weights.pt (and final_averaged_weights.pt) in the run directory
+  Metrics evaluate_weights();   // the task's evaluate() on the weights as they are (no-grad)
+  // Runs `use` with the averaged weights in the parameters, then puts the weights back bit for bit.
+  void with_averaged_weights(const std::function<void()>& use);
 
   // Divergence: the monitor's alarms, and the last good state it rolls back to.
   void handle_diagnosis(const Diagnosis& d);
@@ -135,6 +145,7 @@ class Engine {
     const char* name;
     std::function<void(StateWriter&)> save;
     std::function<void(torch::serialize::InputArchive&)> load;
+    bool optional = false;  // a checkpoint without it is read (the state keeps its start value)
   };
   std::vector<StateFile> make_state_files();
   template <class Self, class Visit>
@@ -192,6 +203,8 @@ class Engine {
   bool stop_ = false;
 
   DivergenceMonitor monitor_;
+  WeightAverage average_;   // [averaging]
+  Lookahead lookahead_;     // [lookahead]
   std::vector<torch::Tensor> last_good_params_;
   std::string last_good_optimizer_;
   std::int64_t critical_rollbacks_ = 0;

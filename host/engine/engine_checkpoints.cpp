@@ -1,6 +1,7 @@
 // The engine's side of checkpoints: what a checkpoint holds (one state file per
 // component and the engine's own counters), restoring it, and when and how it is saved
 // (in the foreground, or frozen and written by a BackgroundSave).
+#include <algorithm>
 #include <cstring>
 #include <limits>
 
@@ -71,7 +72,7 @@ std::vector<Engine::StateFile> Engine::make_state_files() {
                      [component](torch::serialize::InputArchive& a) { component->load(a); }};
   };
   torch::nn::Module* model = &task_->model();
-  return {
+  std::vector<StateFile> files = {
       StateFile{"model.pt", [model](StateWriter& state) { state.write_module_contents(*model); },
                 [model](torch::serialize::InputArchive& a) { model->load(a); }},
       plugin("optimizer.pt", optimizer_.get()),
@@ -132,6 +133,17 @@ std::vector<Engine::StateFile> Engine::make_state_files() {
                                         : std::numeric_limits<std::uint64_t>::max();  // not recorded: keep every line
                 }},
   };
+  // [averaging] and [lookahead]: their state, when the run has them. A checkpoint written
+  // without them (the section added on resume) starts them afresh from the weights.
+  if (average_.enabled())
+    files.push_back(StateFile{"averaging.pt", [this](StateWriter& state) { average_.save(state, layout_.names); },
+                              [this](torch::serialize::InputArchive& a) { average_.load(a, params_); },
+                              /*optional=*/true});
+  if (lookahead_.enabled())
+    files.push_back(StateFile{"lookahead.pt", [this](StateWriter& state) { lookahead_.save(state); },
+                              [this](torch::serialize::InputArchive& a) { lookahead_.load(a, params_); },
+                              /*optional=*/true});
+  return files;
 }
 
 // The last good state the divergence monitor rolls back to: its parameters and the
@@ -192,7 +204,14 @@ void Engine::restore_checkpoint(const std::vector<CheckpointFile>& files, const 
                                shape_text(it->second) + " in the checkpoint and " + shape_text(item.value()) +
                                " in the model");
   }
-  for (const StateFile& f : state_files_) read_archive(find(f.name), f.load);
+  for (const StateFile& f : state_files_) {
+    const bool present = std::any_of(files.begin(), files.end(), [&](const auto& c) { return c.name == f.name; });
+    if (!present && f.optional) {
+      logger_->warn("{} has no {}: its state starts afresh from the checkpoint's weights", path, f.name);
+      continue;
+    }
+    read_archive(find(f.name), f.load);
+  }
   last_checkpoint_step_ = state_.step;
   last_checkpoint_seconds_ = clock_.seconds();
 }

@@ -9,6 +9,7 @@
 #include "checkpoint/weights_file.hpp"
 #include "checkpoint_format/checkpoint_manifest.hpp"
 #include "config/manifest.hpp"
+#include "engine/weight_average.hpp"
 #include "output/run_directory.hpp"
 
 namespace hpt::host {
@@ -23,6 +24,7 @@ struct SavedRun {
   std::string weights_name;  // where the weights come from, for messages
   std::string weights;       // a module archive (model.pt, final_weights.pt)
   std::string task_state;    // the task's save() archive, "" when there is none
+  NamedTensors averaged;     // averaged: the averaged parameters of a checkpoint's averaging.pt
 };
 
 std::string read_bytes(const fs::path& path) {
@@ -31,7 +33,8 @@ std::string read_bytes(const fs::path& path) {
   return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
 }
 
-SavedRun saved_run(const std::string& given, const std::vector<std::string>& overrides, bool need_task_state) {
+SavedRun saved_run(const std::string& given, const std::vector<std::string>& overrides, bool need_task_state,
+                   bool averaged) {
   const fs::path dir = fs::absolute(given).lexically_normal();
   const char* const kExpected =
       "give a checkpoint directory (runs/NAME/checkpoints/step_N, or its `latest` or `best` link) or the run "
@@ -56,15 +59,29 @@ SavedRun saved_run(const std::string& given, const std::vector<std::string>& ove
     saved.weights_name = (dir / "model.pt").string();
     saved.weights = *model;
     if (const std::string* task = file("task.pt")) saved.task_state = *task;
+    if (averaged) {
+      // The checkpoint's averaged parameters, over model.pt (whose buffers they leave as they are).
+      const std::string* averaging = file("averaging.pt");
+      const std::string what = (dir / "averaging.pt").string();
+      if (averaging) saved.averaged = read_averaged_weights(*averaging, what);
+      if (!averaging || saved.averaged.empty())
+        throw BadInput("checkpoint " + dir.string() + (averaging ? " was written before its weight average started"
+                                                                 : " has no averaging.pt (its run had no [averaging] section)"));
+      saved.weights_name = what;
+    }
     return saved;
   }
   if (!fs::exists(dir / "config.resolved.toml", ec))
     throw BadInput(dir.string() + " is neither a checkpoint directory (no " + checkpoint::kManifestName +
                    ") nor a run directory (no config.resolved.toml): " + kExpected);
-  const fs::path weights = dir / "final_weights.pt";
-  if (!fs::exists(weights, ec))
+  const fs::path weights = dir / (averaged ? "final_averaged_weights.pt" : "final_weights.pt");
+  if (averaged && fs::exists(dir / "final_weights.pt", ec) && !fs::exists(weights, ec))
     throw BadInput("run directory " + dir.string() +
-                   " has no final_weights.pt (the run has not finished): give one of its checkpoints, e.g. " +
+                   " has no final_averaged_weights.pt (its run had no [averaging] section, or ended before the "
+                   "average started)");
+  if (!fs::exists(weights, ec))
+    throw BadInput("run directory " + dir.string() + " has no " + weights.filename().string() +
+                   " (the run has not finished): give one of its checkpoints, e.g. " +
                    (dir / "checkpoints" / "latest").string());
   saved.manifest = Manifest::load((dir / "config.resolved.toml").string(), overrides);
   saved.weights_name = weights.string();
@@ -79,8 +96,9 @@ SavedRun saved_run(const std::string& given, const std::vector<std::string>& ove
 
 }  // namespace
 
-TrainedModel::TrainedModel(const std::string& path, const std::vector<std::string>& overrides, bool inference_only) {
-  SavedRun saved = saved_run(path, overrides, inference_only);
+TrainedModel::TrainedModel(const std::string& path, const std::vector<std::string>& overrides, bool inference_only,
+                           bool averaged) {
+  SavedRun saved = saved_run(path, overrides, inference_only, averaged);
   loader_ = std::make_unique<PluginLoader>(PluginLoader::default_dirs(plugin_dirs_of(saved.manifest)));
   ResolvedManifest manifest = resolve(saved.manifest, *loader_);
   const PluginChoice& backend = manifest.at(PluginKind::Backend);
@@ -105,7 +123,11 @@ TrainedModel::TrainedModel(const std::string& path, const std::vector<std::strin
     read_archive(saved.task_state, [&](torch::serialize::InputArchive& archive) { task_->load(archive); });
   }
   weights_file_ = saved.weights_name;
-  copy_weights_into(task_->model(), read_model_tensors(saved.weights, weights_file_), weights_file_);
+  NamedTensors weights = read_model_tensors(saved.weights, weights_file_);
+  for (auto& [name, tensor] : weights)
+    for (const auto& [averaged_name, value] : saved.averaged)
+      if (averaged_name == name) tensor = value;
+  copy_weights_into(task_->model(), weights, weights_file_);
 }
 
 TrainedModel::~TrainedModel() = default;

@@ -24,8 +24,12 @@ class TrainedModel {
   // (for the device) and the task are created. With `inference_only` the task reads no
   // data and gets its saved state through load() before the weights are copied in (what
   // `hpt sample` needs); otherwise it is built as for training, and its saved state is
-  // not loaded. Throws hpt::BadInput when `path` is neither, or its files do not fit.
-  TrainedModel(const std::string& path, const std::vector<std::string>& overrides, bool inference_only);
+  // not loaded. With `averaged`, the weights are the run's [averaging] average instead: a
+  // run directory's final_averaged_weights.pt, or a checkpoint's averaging.pt (its
+  // parameters; the buffers from model.pt). Throws hpt::BadInput when `path` is neither,
+  // or its files do not fit.
+  TrainedModel(const std::string& path, const std::vector<std::string>& overrides, bool inference_only,
+               bool averaged = false);
   ~TrainedModel();
 
   Task& task() { return *task_; }

@@ -9,13 +9,19 @@
 //   [1 (bias), confidence, loss trend (last loss - its EMA) / EMA clamped to [-1, 1],
 //    progress step / max_steps, min(real steps since the last phase, 64) / 64].
 // Reward of a phase, from its PhaseOutcome:
-//   speed    kept predicted steps per second of the phase (probes included), times the
-//            seconds one real step takes (training time outside phases / real steps): how
-//            many times faster than real steps the phase moved; 0 after a roll-back
+//   speed    reward = "steps" (the default; deterministic: two runs of one seed make the
+//            same choices): the step-equivalents the phase gained per real step it costs,
+//            kept predicted steps / max(1, min_real), the real steps the controller runs
+//            after every phase; 0 after a roll-back. Probes (forward passes) are not
+//            counted: the measure is backward passes, as the benchmarks count them.
+//            reward = "time" (wall clock; differs from run to run): kept predicted steps
+//            per second of the phase (probes included), times the seconds one real step
+//            takes (training time outside phases / real steps): how many times faster
+//            than real steps the phase moved; 0 after a roll-back. Before any real step
+//            has been timed, it counts kept steps per planned step.
 //   penalty  loss_penalty * max(0, (loss_after - loss_before) / loss_before), the loss
 //            given back over the phase
 //   reward = speed - penalty
-// Before any real step has been timed, speed counts kept steps per planned step.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -40,6 +46,11 @@ class BanditPhase : public hpt::PhaseController {
         hpt::option_int("min_real", 4, "real steps after each predicted phase", 0, 1e12),
         hpt::option_float("min_confidence", 0.3, "under the model's latest confidence, real steps only", 0.0, 1.0),
         hpt::option_float("loss_penalty", 10.0, "reward lost per relative rise of the probe loss over a phase", 0.0, 1e6),
+        hpt::option_string("reward", "steps",
+                           "what a phase earns: steps (default, deterministic): kept predicted steps per real step "
+                           "it costs (min_real); time: how many times faster than a real step it moved, by the "
+                           "wall clock (differs from run to run)",
+                           {"steps", "time"}),
     };
   }
 
@@ -49,6 +60,7 @@ class BanditPhase : public hpt::PhaseController {
         min_real_(options.get_int("min_real")),
         min_confidence_(options.get_float("min_confidence")),
         loss_penalty_(options.get_float("loss_penalty")),
+        reward_by_time_(options.get_string("reward") == "time"),
         bandit_(checked(horizons_).size(), kContextSize, options.get_float("alpha"), options.get_float("ridge")) {}
 
   hpt::PhaseDecision decide(const hpt::TrainingState& state) override {
@@ -68,11 +80,7 @@ class BanditPhase : public hpt::PhaseController {
   }
 
   void phase_ended(const hpt::PhaseOutcome& outcome) override {
-    const double real_seconds = seconds_ - phase_seconds_;
-    const double speed = outcome.seconds <= 0.0 ? 0.0
-                         : real_steps_ > 0 && real_seconds > 0.0
-                             ? static_cast<double>(outcome.applied) / outcome.seconds * (real_seconds / static_cast<double>(real_steps_))
-                             : static_cast<double>(outcome.applied) / static_cast<double>(std::max<std::int64_t>(1, outcome.planned));
+    const double speed = reward_by_time_ ? speed_by_time(outcome) : speed_in_steps(outcome);
     const double rise = outcome.loss_before != 0.0 ? (outcome.loss_after - outcome.loss_before) / std::abs(outcome.loss_before) : 0.0;
     const double penalty = loss_penalty_ * std::max(0.0, std::isfinite(rise) ? rise : 1.0);
     phase_seconds_ += outcome.seconds;
@@ -116,6 +124,21 @@ class BanditPhase : public hpt::PhaseController {
     return horizons;
   }
 
+  // Kept predicted steps per real step the phase costs: the min_real that follow it.
+  double speed_in_steps(const hpt::PhaseOutcome& outcome) const {
+    if (outcome.rolled_back) return 0.0;
+    return static_cast<double>(outcome.applied) / static_cast<double>(std::max<std::int64_t>(1, min_real_));
+  }
+
+  // How many times faster than a real step the phase moved, by the wall clock.
+  double speed_by_time(const hpt::PhaseOutcome& outcome) const {
+    const double real_seconds = seconds_ - phase_seconds_;
+    if (outcome.seconds <= 0.0) return 0.0;
+    if (real_steps_ > 0 && real_seconds > 0.0)
+      return static_cast<double>(outcome.applied) / outcome.seconds * (real_seconds / static_cast<double>(real_steps_));
+    return static_cast<double>(outcome.applied) / static_cast<double>(std::max<std::int64_t>(1, outcome.planned));
+  }
+
   static std::vector<double> context(const hpt::TrainingState& s) {
     const double trend = s.loss_ema != 0.0 ? (s.last_loss - s.loss_ema) / std::abs(s.loss_ema) : 0.0;
     const double progress = s.max_steps > 0 ? static_cast<double>(s.step) / static_cast<double>(s.max_steps) : 0.0;
@@ -127,6 +150,7 @@ class BanditPhase : public hpt::PhaseController {
   std::int64_t warmup_, min_real_;
   double min_confidence_;
   double loss_penalty_;
+  bool reward_by_time_;             // reward = "time"; otherwise "steps"
   hpt::bandit::LinUcb bandit_;
 
   bool attempted_ = false;          // a predicted phase has been asked for
