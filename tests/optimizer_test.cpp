@@ -10,11 +10,15 @@
 #include "hpt/lr_schedule.hpp"
 #include "hpt/optimizer.hpp"
 #include "plugins/plugin_loader.hpp"
+#include "optimizer_state_bytes.hpp"
 #include "test_support.hpp"
 
 using ::testing::HasSubstr;
 
 namespace {
+
+using hpt::test::load_bytes;
+using hpt::test::save_bytes;
 
 using Overrides = std::map<std::string, hpt::OptionValue>;
 
@@ -152,21 +156,6 @@ TEST(OptimizerPlugins, WithoutTrackingLastUpdateStaysEmpty) {
   EXPECT_TRUE(optimizer->last_update().empty());
 }
 
-std::string save_bytes(const hpt::Optimizer& optimizer) {
-  torch::serialize::OutputArchive archive;
-  hpt::StateWriter archive_state(archive, /*copy=*/true);
-  optimizer.save(archive_state);
-  std::ostringstream os;
-  archive.save_to(os);
-  return os.str();
-}
-
-void load_bytes(hpt::Optimizer& optimizer, const std::string& bytes) {
-  torch::serialize::InputArchive archive;
-  std::istringstream is(bytes);
-  archive.load_from(is);
-  optimizer.load(archive);
-}
 
 // Three steps, a checkpoint, then three more: a fresh optimizer loaded from the
 // checkpoint must take exactly the steps the uninterrupted one takes.

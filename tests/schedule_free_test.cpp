@@ -7,11 +7,15 @@
 #include <sstream>
 
 #include "hpt/optimizer.hpp"
+#include "optimizer_state_bytes.hpp"
 #include "test_support.hpp"
 
 using ::testing::HasSubstr;
 
 namespace {
+
+using hpt::test::load_bytes;
+using hpt::test::save_bytes;
 
 const std::vector<double> kCurvature = {1.0, 4.0, 0.25};
 const std::vector<double> kStart = {1.0, -0.5, 2.0};
@@ -80,21 +84,6 @@ void expect_near(const std::vector<double>& got, const std::vector<double>& want
   for (std::size_t i = 0; i < got.size(); ++i) EXPECT_NEAR(got[i], want[i], 1e-12) << what << " [" << i << "]";
 }
 
-std::string save_bytes(const hpt::Optimizer& optimizer) {
-  torch::serialize::OutputArchive archive;
-  hpt::StateWriter state(archive, /*copy=*/true);
-  optimizer.save(state);
-  std::ostringstream os;
-  archive.save_to(os);
-  return os.str();
-}
-
-void load_bytes(hpt::Optimizer& optimizer, const std::string& bytes) {
-  torch::serialize::InputArchive archive;
-  std::istringstream is(bytes);
-  archive.load_from(is);
-  optimizer.load(archive);
-}
 
 TEST(ScheduleFree, FollowsItsEquationsThroughWarmupWithWeightDecay) {
   Reference reference{/*lr=*/0.1, /*beta1=*/0.9, /*beta2=*/0.99, /*eps=*/1e-8, /*weight_decay=*/0.05};
