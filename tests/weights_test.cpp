@@ -19,6 +19,7 @@
 
 #include <boost/json.hpp>
 
+#include "checkpoint/state_dict_pickle.hpp"
 #include "checkpoint/weights_file.hpp"
 #include "test_support.hpp"
 
@@ -344,6 +345,30 @@ TEST(ManifestPaths, ResolveAgainstTheManifestsFolderAndOverridesAgainstTheWorkin
   auto r = run_hpt({"run", dir.path() + "/cfg/typo.toml", "run.name=\"typo\""});
   EXPECT_EQ(r.code, 2);
   EXPECT_THAT(r.err, HasSubstr("data file " + dir.path() + "/cfg/datset.pt does not exist"));
+}
+
+// The hand-written reader of torch.save files: what Python wrote reads back (the fuzz
+// corpus, written by torch 1.13), and every damaged file -- cut short, or one the fuzzer
+// found (fuzz/regressions/state_dict_pickle/) -- is hpt::BadInput, nothing else.
+TEST(StateDictPickle, ReadsWhatPythonWroteAndDamageIsBadInput) {
+  auto bytes_of = [](const fs::path& path) {
+    std::ifstream in(path, std::ios::binary);
+    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  };
+  const std::string good = bytes_of(HPT_SOURCE_DIR "/fuzz/corpus/state_dict_pickle/sequential_state_dict.pt");
+  const c10::IValue dict = hpt::host::read_torch_save_pickle(good, "sequential_state_dict.pt");
+  ASSERT_TRUE(dict.isGenericDict());
+  EXPECT_TRUE(dict.toGenericDict().contains("0.weight"));
+  EXPECT_TRUE(dict.toGenericDict().contains("2.running_mean"));
+  for (std::size_t length : {std::size_t{0}, std::size_t{30}, good.size() / 2, good.size() - 1})
+    EXPECT_THROW(hpt::host::read_torch_save_pickle(good.substr(0, length), "cut.pt"), hpt::BadInput) << length;
+  int found = 0;
+  for (const auto& entry : fs::directory_iterator(HPT_SOURCE_DIR "/fuzz/regressions/state_dict_pickle")) {
+    EXPECT_THROW(hpt::host::read_torch_save_pickle(bytes_of(entry.path()), entry.path().string()), hpt::BadInput)
+        << entry.path();
+    ++found;
+  }
+  EXPECT_GE(found, 1);
 }
 
 }  // namespace

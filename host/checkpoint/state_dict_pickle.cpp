@@ -254,17 +254,27 @@ class PickleMachine {
       fail("a persistent id that is not a storage");
     const std::string key = e[2].toStringRef();
     if (auto it = storages_.find(key); it != storages_.end()) return it->second;
-    const auto type = static_cast<c10::ScalarType>(e[1].toInt());
+    // The element type and the size come from the file: checked before anything is
+    // allocated (a damaged file must not make hpt allocate what it claims).
+    const std::int64_t type_id = e[1].toInt();
+    if (type_id < 0 || type_id >= static_cast<std::int64_t>(c10::ScalarType::NumOptions))
+      fail("a storage of unknown element type " + std::to_string(type_id));
+    const auto type = static_cast<c10::ScalarType>(type_id);
     const std::int64_t numel = e[4].toInt();
-    at::Tensor t = at::empty({numel}, at::TensorOptions(type));
-    const std::size_t want = static_cast<std::size_t>(numel) * t.element_size();
+    if (numel < 0) fail("a storage of negative size " + std::to_string(numel));
+    at::Tensor t;
     if (numel > 0) {
       const std::string record = "data/" + key;
       if (!zip_.hasRecord(record)) fail("its storage record " + record + " is missing");
       auto [data, size] = zip_.getRecord(record);
-      if (size < want)
-        fail("storage record " + record + " holds " + std::to_string(size) + " bytes, not " + std::to_string(want));
-      std::memcpy(t.data_ptr(), data.get(), want);
+      const std::size_t element = c10::elementSize(type);
+      if (static_cast<std::uint64_t>(numel) > size / element)
+        fail("storage record " + record + " holds " + std::to_string(size) + " bytes, not " + std::to_string(numel) +
+             " elements of " + std::to_string(element) + " bytes");
+      t = at::empty({numel}, at::TensorOptions(type));
+      std::memcpy(t.data_ptr(), data.get(), static_cast<std::size_t>(numel) * element);
+    } else {
+      t = at::empty({0}, at::TensorOptions(type));
     }
     storages_[key] = t;
     return t;
@@ -295,7 +305,11 @@ c10::IValue read_torch_save_pickle(const std::string& bytes, const std::string& 
     throw BadInput(what + ": not a zip file torch.save wrote (torch.save's default since PyTorch 1.6; the older "
                    "format, _use_new_zipfile_serialization=False, is not read): " + e.what_without_backtrace());
   }
-  return PickleMachine(pickle, *zip, what).run();
+  try {
+    return PickleMachine(pickle, *zip, what).run();
+  } catch (const c10::Error& e) {  // LibTorch refusing what the file describes: a damaged file
+    throw BadInput(what + ": " + e.what_without_backtrace());
+  }
 }
 
 }  // namespace hpt::host
