@@ -10,12 +10,14 @@ HPT_PACKAGES=(
   libtomlplusplus-dev libspdlog-dev libfmt-dev libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev zlib1g-dev libssl-dev
   dataset-fashion-mnist fortunes
-  python3-protobuf python3-crcmod
+  python3-protobuf python3-crcmod python3-optuna libzstd-dev
 )
 # scripts/deps.sh --fuzz also installs what scripts/fuzz.sh and the sanitizer builds need.
 HPT_FUZZ_PACKAGES=(clang libclang-rt-14-dev)
-# Optional: the PyTorch reference loop and the HTML report test use these when present.
-HPT_OPTIONAL_PACKAGES=(python3-torch chromium)
+# Optional: the PyTorch reference loop, the HTML report test and the shared-study test of
+# `hpt tune` (PostgreSQL) use these when present. (python3-sklearn, which Optuna's parameter
+# importances need, cannot be installed beside libboost1.81-dev: it pulls libboost1.74-dev.)
+HPT_OPTIONAL_PACKAGES=(python3-torch chromium postgresql python3-psycopg2)
 
 missing_packages() {
   local p

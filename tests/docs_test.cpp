@@ -4,6 +4,7 @@
 
 #include "config/manifest.hpp"
 #include "config/averaging_settings.hpp"
+#include "config/curriculum_settings.hpp"
 #include "config/distributed_settings.hpp"
 #include "config/precision_settings.hpp"
 #include "plugins/plugin_loader.hpp"
@@ -25,6 +26,8 @@ TEST(Docs, ManifestReferenceListsEveryOption) {
     EXPECT_NE(doc.find("| `" + spec.name + "` |"), std::string::npos) << "[averaging] key " << spec.name;
   for (const auto& spec : hpt::host::LookaheadSettings::option_specs())
     EXPECT_NE(doc.find("| `" + spec.name + "` |"), std::string::npos) << "[lookahead] key " << spec.name;
+  for (const auto& spec : hpt::host::CurriculumSettings::option_specs())
+    EXPECT_NE(doc.find("| `" + spec.name + "` |"), std::string::npos) << "[curriculum] key " << spec.name;
 
   hpt::host::PluginLoader loader({std::string(HPT_BINARY_DIR) + "/plugins"});
   std::vector<std::string> problems;

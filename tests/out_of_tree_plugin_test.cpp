@@ -100,6 +100,16 @@ TEST(Install, CopiesIntoThePrefixOnlyAndTheInstalledHptFindsTheInstalledPlugins)
             0);
   EXPECT_THAT(read_file(preset_log),
               HasSubstr("searched " + fs::weakly_canonical(prefix).string() + "/share/hpt/presets"));
+
+  // `hpt tune`'s Optuna driver, installed to share/hpt/tune and run from there (echo
+  // stands in for python and prints the driver's path).
+  EXPECT_TRUE(fs::exists(prefix + "/share/hpt/tune/hpt_tune.py"));
+  const std::string tune_log = dir.path() + "/tune.log";
+  sh("cd " + elsewhere + " && HPT_PYTHON=/bin/echo " + prefix + "/bin/hpt tune " + HPT_SOURCE_DIR +
+         "/bench/tune_fm16.toml 'tune.runs_dir=\"" + dir.path() + "/tune\"'",
+     tune_log);
+  EXPECT_THAT(read_file(tune_log), HasSubstr(fs::weakly_canonical(prefix).string() + "/share/hpt/tune/hpt_tune.py " +
+                                             dir.path() + "/tune/spec.json"));
 }
 
 TEST(OutOfTreePlugin, DocumentedExamplesBuildAgainstTheInstalledSdkTrainAndResume) {

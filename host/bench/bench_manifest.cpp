@@ -20,7 +20,7 @@ namespace {
 const std::vector<std::string> kTopLevel = {"bench", "variant"};
 const std::vector<std::string> kBenchKeys = {"name", "base", "seeds", "baseline", "target", "budget", "runs_dir"};
 const std::vector<std::string> kTargetKeys = {"metric", "value", "mode", "stop", "min_steps"};
-const std::vector<std::string> kVariantKeys = {"name", "overrides", "set", "grid"};
+const std::vector<std::string> kVariantKeys = {"name", "overrides", "set", "grid", "target_metric"};
 constexpr std::size_t kMaxGridVariants = 1000;  // a grid larger than this is a typo, not a plan
 
 // Run keys the bench sets itself, so that every variant runs the same protocol.
@@ -376,6 +376,11 @@ std::vector<BenchVariant> check_variant(Checker& c, const Manifest& m, const tom
       }
     }
   }
+  if (const toml::node* tm = t->get("target_metric")) {
+    // The same target on another name of the metric: "avg.val_accuracy" for a variant
+    // that evaluates only its averaged weights ([averaging] evaluate = "average").
+    if (auto metric = c.string(*tm, "variant.target_metric")) v.target_metric = *metric;
+  }
   if (const toml::node* s = t->get("set")) {
     if (const toml::table* set = s->as_table()) flatten_set(c, *set, "", v.name, v.overrides);
     else c.wrong(*s, "variant.set", "a table of key.path = value ([variant.set])");
@@ -539,6 +544,7 @@ std::vector<PlannedRun> plan_runs(const BenchManifest& bench) {
       r.overrides = bench.run_overrides;
       r.overrides.insert(r.overrides.end(), v.overrides.begin(), v.overrides.end());
       r.overrides.insert(r.overrides.end(), bench.target.begin(), bench.target.end());
+      if (!v.target_metric.empty()) r.overrides.push_back("run.target.metric=" + toml_string(v.target_metric));
       if (bench.budget) r.overrides.push_back("run.max_steps=" + std::to_string(*bench.budget));
       r.overrides.push_back("run.seed=" + std::to_string(seed));
       r.overrides.push_back("run.name=" + toml_string(r.name));

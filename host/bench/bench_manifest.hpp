@@ -39,6 +39,7 @@ namespace hpt::host {
 struct BenchVariant {
   std::string name;
   std::vector<std::string> overrides;  // "key.path=value": `overrides` first, then `set`
+  std::string target_metric;           // the variant's metric for the target ("" : the bench's)
   std::string where;                   // file:line:column of the variant's table
 };
 

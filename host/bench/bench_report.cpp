@@ -427,23 +427,25 @@ std::string report_markdown(const BenchResults& r) {
   return os.str();
 }
 
+const char* report_css() {
+  return "body{font-family:sans-serif;margin:24px;color:#222;max-width:1200px}\n"
+         "h1{font-size:22px;margin:0 0 8px}\n"
+         ".meta{color:#555;font-size:13px;line-height:1.5}\n"
+         ".headline{font-size:16px;margin:12px 0}\n"
+         "figure{margin:18px 0}\n"
+         "figcaption{font-size:13px;color:#444;margin-top:4px}\n"
+         "table{border-collapse:collapse;font-size:13px;margin:8px 0}\n"
+         "th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}\n"
+         "th:first-child,td:first-child{text-align:left}\n"
+         "th{background:#f2f2f2}\n"
+         "code{background:#f4f4f4;padding:1px 4px}\n";
+}
+
 std::string report_html(const BenchResults& r) {
   std::ostringstream os;
   std::string title = "Bench " + r.name + ": time to " + goal_text(r.target);
   os << "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>" << xml_escape(title) << "</title>\n"
-     << "<style>\n"
-        "body{font-family:sans-serif;margin:24px;color:#222;max-width:1200px}\n"
-        "h1{font-size:22px;margin:0 0 8px}\n"
-        ".meta{color:#555;font-size:13px;line-height:1.5}\n"
-        ".headline{font-size:16px;margin:12px 0}\n"
-        "figure{margin:18px 0}\n"
-        "figcaption{font-size:13px;color:#444;margin-top:4px}\n"
-        "table{border-collapse:collapse;font-size:13px;margin:8px 0}\n"
-        "th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}\n"
-        "th:first-child,td:first-child{text-align:left}\n"
-        "th{background:#f2f2f2}\n"
-        "code{background:#f4f4f4;padding:1px 4px}\n"
-        "</style></head><body>\n";
+     << "<style>\n" << report_css() << "</style></head><body>\n";
   os << "<h1>" << xml_escape(title) << "</h1>\n";
   os << "<div class=\"meta\">" << xml_escape(r.machine.date) << " · " << xml_escape(machine_text(r.machine))
      << "<br>command: <code>" << xml_escape(r.command) << "</code><br>base manifest: " << xml_escape(r.base)

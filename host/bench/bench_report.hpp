@@ -28,6 +28,9 @@ std::string report_markdown(const BenchResults& results);
 // min-max band over seeds and the median); the phase timeline of every run.
 std::string report_html(const BenchResults& results);
 
+// The <style> of the HTML reports (bench's and `hpt tune`'s): one look for both.
+const char* report_css();
+
 // "1.84x faster than baseline (median of 5 seeds)", "1.41x slower than baseline (median
 // of 3 of 5 seeds)": the median over seeds of the baseline's time to target over the
 // variant's (above 1: faster), or why there is none; `seeds`: the suite's seed count.

@@ -186,6 +186,12 @@ void SvgPlot::dot(std::size_t row, double x, bool hollow, const std::string& tip
                   (tip.empty() ? "" : "<title>" + xml_escape(tip) + "</title>") + "</circle>");
 }
 
+void SvgPlot::point(double x, double y, const std::string& color, bool hollow, const std::string& tip) {
+  data_.push_back("<circle class=\"data point\" cx=\"" + fmt(px(x)) + "\" cy=\"" + fmt(py(y)) + "\" r=\"4\" fill=\"" +
+                  (hollow ? "white" : color) + "\" stroke=\"" + color + "\" stroke-width=\"1.5\">" +
+                  (tip.empty() ? "" : "<title>" + xml_escape(tip) + "</title>") + "</circle>");
+}
+
 void SvgPlot::note(std::size_t row, double x, const std::string& text) {
   data_.push_back("<text x=\"" + fmt(px(x) + 8) + "\" y=\"" + fmt(row_y(row) - row_height() * 0.22) +
                   "\" fill=\"#222\">" + xml_escape(text) + "</text>");

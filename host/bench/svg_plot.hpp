@@ -27,6 +27,8 @@ class SvgPlot {
   // One run's curve, thin and pale, to go under the band and the median; `run` shows on hover.
   void seed_line(const std::vector<CurvePoint>& points, const std::string& color, const std::string& run);
   void reference(double y, const std::string& label);  // a dashed horizontal line, labelled
+  // A point at (x, y), filled or hollow, in `color`; `tip` shows on hover (a scatter plot).
+  void point(double x, double y, const std::string& color, bool hollow, const std::string& tip);
 
   // Rows: `thickness` is the fraction of the row's height; `tip` shows on hover.
   void span(std::size_t row, double x0, double x1, const std::string& color, double thickness, const std::string& tip);

@@ -11,6 +11,7 @@
 
 #include "checkpoint/checkpoint_tools.hpp"
 #include "checkpoint/state_dict_pickle.hpp"
+#include "checkpoint_format/checkpoint_compression.hpp"
 #include "hpt/error.hpp"
 
 namespace hpt::host {
@@ -61,6 +62,7 @@ NamedTensors read_weights_file(const std::string& path) {
   std::ifstream in(absolute, std::ios::binary);
   std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   if (!in && !in.eof()) throw BadInput("cannot read " + what);
+  checkpoint::decompress_if_zstd(bytes, what);  // a checkpoint's model.pt saved with compression = "zstd"
   if (is_module_archive(bytes)) return read_model_tensors(bytes, what);
   try {
     return tensors_of_dict(torch::pickle_load(std::vector<char>(bytes.begin(), bytes.end())), what);

@@ -17,7 +17,8 @@ using NamedTensors = std::vector<std::pair<std::string, torch::Tensor>>;
 // named_buffers() name them ("encoder.0.weight"), in any of these forms:
 //   - a LibTorch module archive: a run's final_weights.pt, a checkpoint's model.pt;
 //   - a pickled dict name -> tensor: `hpt export`'s .weights.pt, torch::pickle_save, and
-//     Python's torch.save(model.state_dict(), path) (state_dict_pickle.hpp).
+//     Python's torch.save(model.state_dict(), path) (state_dict_pickle.hpp);
+// each of them also as a zstd frame (a checkpoint saved with compression = "zstd").
 // Throws hpt::BadInput naming the file (its absolute path) when it is missing or none of these.
 NamedTensors read_weights_file(const std::string& path);
 

@@ -27,6 +27,7 @@ const char* kUsage =
     "  hpt eval CKPT|RUN_DIR [key.path=value ...] [--json]       print the task's metrics of trained weights\n"
     "  hpt sample CKPT|RUN_DIR [--prompt TEXT] [--length N]      generate text (char_lm)\n"
     "  hpt bench BENCH.toml [key.path=value ...] [--report-only] variants x seeds, side by side, with a report\n"
+    "  hpt tune TUNE.toml [key.path=value ...] [--report-only]   hyperparameter search (Optuna), resumable\n"
     "  hpt COMMAND --help                                        help for one command\n"
     "\n"
     "exit codes: 0 success, 1 failure while running, 2 bad input (manifest, plugin, arguments)\n"
@@ -48,6 +49,7 @@ int parse_and_run(const std::vector<std::string>& args, std::ostream& out, std::
   add_bench_command(cl);
   add_eval_command(cl);
   add_sample_command(cl);
+  add_tune_command(cl);
 
   std::vector<std::string> names;
   for (const CLI::App* sub : app.get_subcommands({})) names.push_back(sub->get_name());

@@ -34,6 +34,7 @@ void add_average_command(CommandLine& cl);
 void add_bench_command(CommandLine& cl);
 void add_eval_command(CommandLine& cl);
 void add_sample_command(CommandLine& cl);
+void add_tune_command(CommandLine& cl);
 
 // Adds subcommand `name` whose -h/--help prints `help` (our own text, not CLI11's) and
 // which runs `action` once parsed. It keeps what it does not know in remaining(), for

@@ -4,6 +4,7 @@
 #include "bench/bench_manifest.hpp"
 #include "cli/commands.hpp"
 #include "config/manifest.hpp"
+#include "tune/tune_manifest.hpp"
 
 namespace hpt::host {
 
@@ -16,7 +17,9 @@ const char* kValidateHelp =
     "A bench manifest (a file with a [bench] section) is checked as `hpt bench` would check it:\n"
     "the bench keys, then the run manifest of every variant (grid variants expanded) at every\n"
     "seed, resolved; it prints the plan: the runs, and each variant's overrides. The overrides\n"
-    "are those of `hpt bench` (bench.seeds=[0,1], or a run key applied to every variant).\n";
+    "are those of `hpt bench` (bench.seeds=[0,1], or a run key applied to every variant).\n"
+    "A tune manifest (a file with a [tune] section) is checked as `hpt tune` would check it,\n"
+    "every space key against the base; the overrides are those of `hpt tune` (tune.trials=50).\n";
 
 // The plan of a valid bench: what `hpt bench` would run.
 std::string bench_plan_text(const BenchManifest& bench, const std::vector<PlannedRun>& runs) {
@@ -57,6 +60,15 @@ void add_validate_command(CommandLine& cl) {
                                 cl.out << bench_plan_text(bench, runs);
                                 cl.out << "\n# " << a.manifest << " is a valid bench manifest (" << runs.size()
                                        << " runs resolved)\n";
+                                return kExitOk;
+                              }
+                              if (is_tune_manifest(a.manifest)) {
+                                TuneManifest tune = load_tune_manifest(a.manifest, a.overrides);
+                                cl.out << "# tune " << tune.name << ": " << tune.trials << " trials (" << tune.sampler
+                                       << ", pruner " << tune.pruner.name << "), " << tune.workers << " at a time, of "
+                                       << tune.base << " into " << tune.runs_dir << "\n# storage: " << tune.storage << "\n";
+                                for (const auto& p : tune.params) cl.out << "# space: " << p.name << "\n";
+                                cl.out << "\n# " << a.manifest << " is a valid tune manifest\n";
                                 return kExitOk;
                               }
                               Manifest m = Manifest::load(a.manifest, a.overrides);

@@ -1,6 +1,9 @@
 #include "config/manifest.hpp"
 
 #include "config/averaging_settings.hpp"
+#include "config/batch_schedule_settings.hpp"
+#include "config/curriculum_settings.hpp"
+#include "config/stability_settings.hpp"
 #include "config/distributed_settings.hpp"
 #include "config/precision_settings.hpp"
 
@@ -437,7 +440,9 @@ ResolvedManifest resolve(const Manifest& manifest, PluginLoader& loader) {
   const toml::table& root = manifest.table();
 
   // Unknown top-level sections.
-  std::vector<std::string> sections = {"run", "distributed", "averaging", "lookahead"};
+  std::vector<std::string> sections = {"run", "distributed", "averaging", "lookahead", "param_groups"};
+  for (const char* host_section : {"stability", "batch_schedule"}) sections.push_back(host_section);
+  sections.push_back("curriculum");
   for (const auto& d : section_defaults()) sections.push_back(section_name(d.kind));
   for (const auto& [key, node] : root) {
     std::string k(key.str());
@@ -446,6 +451,9 @@ ResolvedManifest resolve(const Manifest& manifest, PluginLoader& loader) {
       v.error(key, k,
               "unknown section [" + k + "]" + (near.empty() ? "" : "; did you mean [" + near + "]?") +
                   " (sections: " + join(sections, ", ") + ")");
+    } else if (k == "param_groups") {
+      if (!node.is_array_of_tables())
+        v.error(node, k, "'param_groups' must be an array of tables ([[param_groups]]), got " + toml_type_name(node));
     } else if (!node.is_table()) {
       v.error(node, k, "'" + k + "' must be a table ([" + k + "]), got " + toml_type_name(node));
     }
@@ -470,6 +478,48 @@ ResolvedManifest resolve(const Manifest& manifest, PluginLoader& loader) {
     if (alpha && out.lookahead->get_float("alpha") <= 0.0)
       v.error(*alpha, "lookahead.alpha",
               "'lookahead.alpha' must be a float in (0, 1] (e.g. 0.5), got " + toml_value_text(*alpha));
+  }
+
+  // [stability], [batch_schedule]: host features, on when their section is there; the
+  // checks the key ranges cannot make name the key (config/stability_settings.hpp,
+  // config/batch_schedule_settings.hpp).
+  auto host_feature = [&](const char* name, std::vector<OptionSpec> specs, auto problems) -> std::optional<Options> {
+    const toml::table* t = root[name].as_table();
+    if (!t) return std::nullopt;
+    const std::size_t errors_before = v.errors().size();
+    Options o = v.section(t, name, specs, {}, std::string("[") + name + "]");
+    if (v.errors().size() == errors_before)
+      for (const auto& [key, text] : problems(o)) {
+        const toml::node* node = t->get(key);
+        if (node) v.error(*node, std::string(name) + "." + key, text + ", got " + toml_value_text(*node));
+        else v.error(*t, std::string(name) + "." + key, text);
+      }
+    return o;
+  };
+  out.stability = host_feature("stability", StabilitySettings::option_specs(), StabilitySettings::problems);
+  out.batch_schedule =
+      host_feature("batch_schedule", BatchScheduleSettings::option_specs(), BatchScheduleSettings::problems);
+  out.curriculum = host_feature("curriculum", CurriculumSettings::option_specs(), CurriculumSettings::problems);
+
+  // [[param_groups]]: validated here, matched to the model's parameter names by the engine.
+  if (const toml::array* groups = root["param_groups"].as_array(); groups && groups->is_array_of_tables()) {
+    for (std::size_t g = 0; g < groups->size(); ++g) {
+      const toml::table& t = *groups->get(g)->as_table();
+      const std::string label = "param_groups[" + std::to_string(g) + "]";
+      Options o = v.section(&t, label, param_group_option_specs(), {}, "[[param_groups]]");
+      ParamGroupSpec spec;
+      spec.name = o.get_string("name").empty() ? "group " + std::to_string(g + 1) : o.get_string("name");
+      spec.patterns = o.get_string_list("params");
+      spec.lr_scale = o.get_float("lr_scale");
+      if (t.get("weight_decay")) spec.weight_decay = o.get_float("weight_decay");
+      spec.where = manifest.where(t.source(), label);
+      if (spec.patterns.empty())
+        v.error(t, label + ".params",
+                "[[param_groups]] '" + spec.name + "' needs 'params', a list of glob patterns over parameter names "
+                "(e.g. params = [\"*.bias\"])");
+      const toml::node* scale = t.get("lr_scale");
+      out.param_groups.push_back(std::move(spec));
+    }
   }
 
   // [run]
@@ -679,6 +729,21 @@ std::string ResolvedManifest::to_toml() const {
   write_section("distributed", options_table(distributed));
   if (averaging) write_section("averaging", options_table(*averaging));
   if (lookahead) write_section("lookahead", options_table(*lookahead));
+  if (stability) write_section("stability", options_table(*stability));
+  if (batch_schedule) write_section("batch_schedule", options_table(*batch_schedule));
+  if (curriculum) write_section("curriculum", options_table(*curriculum));
+  if (!param_groups.empty()) {
+    toml::array groups;
+    for (const ParamGroupSpec& g : param_groups) {
+      toml::array patterns;
+      for (const auto& p : g.patterns) patterns.push_back(p);
+      toml::table t{{"name", g.name}, {"params", std::move(patterns)}, {"lr_scale", g.lr_scale}};
+      if (g.weight_decay) t.insert("weight_decay", *g.weight_decay);
+      groups.push_back(std::move(t));
+    }
+    constexpr auto flags = toml::format_flags::allow_unicode_strings | toml::format_flags::indentation;
+    os << "\n" << toml::toml_formatter(toml::table{{"param_groups", std::move(groups)}}, flags) << "\n";
+  }
   for (const auto& [kind, choice] : plugins) {
     toml::table section = options_table(choice.options);
     section.insert("plugin", choice.info->name);

@@ -11,6 +11,7 @@
 #include <toml++/toml.h>
 
 #include "hpt/hpt.hpp"
+#include "config/param_groups.hpp"
 #include "plugins/plugin_loader.hpp"
 
 namespace hpt::host {
@@ -79,6 +80,14 @@ struct ResolvedManifest {
   // [averaging] and [lookahead] (config/averaging_settings.hpp), defaults filled in; none: no section.
   std::optional<Options> averaging;
   std::optional<Options> lookahead;
+  // [curriculum] (config/curriculum_settings.hpp), defaults filled in; none: no section.
+  std::optional<Options> curriculum;
+  // [stability] and [batch_schedule] (config/stability_settings.hpp,
+  // config/batch_schedule_settings.hpp), defaults filled in; none: no section.
+  std::optional<Options> stability;
+  std::optional<Options> batch_schedule;
+  // [[param_groups]] (config/param_groups.hpp), in the manifest's order; empty: none.
+  std::vector<ParamGroupSpec> param_groups;
   std::map<PluginKind, PluginChoice> plugins;  // the kinds in use
 
   bool has(PluginKind kind) const { return plugins.count(kind) != 0; }

@@ -43,9 +43,25 @@ AveragingSettings averaging_of(const ResolvedManifest& m) {
                                  m.averaging.has_value());
 }
 
+StabilitySettings stability_of(const ResolvedManifest& m) {
+  return StabilitySettings::from(m.stability ? *m.stability : Options::defaults(StabilitySettings::option_specs()),
+                                 m.stability.has_value());
+}
+
+BatchScheduleSettings batch_schedule_of(const ResolvedManifest& m) {
+  return BatchScheduleSettings::from(
+      m.batch_schedule ? *m.batch_schedule : Options::defaults(BatchScheduleSettings::option_specs()),
+      m.batch_schedule.has_value());
+}
+
 LookaheadSettings lookahead_of(const ResolvedManifest& m) {
   return LookaheadSettings::from(m.lookahead ? *m.lookahead : Options::defaults(LookaheadSettings::option_specs()),
                                  m.lookahead.has_value());
+}
+
+CurriculumSettings curriculum_of(const ResolvedManifest& m) {
+  return CurriculumSettings::from(m.curriculum ? *m.curriculum : Options::defaults(CurriculumSettings::option_specs()),
+                                  m.curriculum.has_value());
 }
 
 }  // namespace
@@ -55,7 +71,10 @@ Engine::Engine(ResolvedManifest manifest, PluginLoader& loader, EngineOptions op
       options_(options),
       monitor_(DivergenceSettings::from(manifest_.run.divergence)),
       average_(averaging_of(manifest_)),
-      lookahead_(lookahead_of(manifest_)) {
+      lookahead_(lookahead_of(manifest_)),
+      stability_(stability_of(manifest_)),
+      batch_schedule_(batch_schedule_of(manifest_)),
+      curriculum_(curriculum_of(manifest_)) {
   const RunConfig& run = manifest_.run;
   // Rank 0 alone writes the run directory; the other ranks log warnings and errors only.
   if (options_.write_run_dir && options_.world.rank == 0)
@@ -133,6 +152,7 @@ void Engine::start(PluginLoader& loader) {
     scaler_.emplace(LossScalerSettings{precision_.loss_scale, precision_.scale_growth, precision_.scale_backoff,
                                        precision_.growth_interval});
   task_ = make(PluginKind::Task, static_cast<Task*>(nullptr));
+  curriculum_.check(*task_, manifest_.at(PluginKind::Task).info->name, manifest_.source);
   optimizer_ = make(PluginKind::Optimizer, static_cast<Optimizer*>(nullptr));
   dynamics_ = make(PluginKind::DynamicsModel, static_cast<DynamicsModel*>(nullptr));
   correction_ = make(PluginKind::CorrectionStrategy, static_cast<CorrectionStrategy*>(nullptr));
@@ -199,7 +219,21 @@ void Engine::start(PluginLoader& loader) {
     logger_->info("initial weights from {}", init_from);
   }
   predicting_enabled_ = manifest_.at(PluginKind::DynamicsModel).info->name != "none";
-  optimizer_->bind(params_, predicting_enabled_);
+  if (!manifest_.param_groups.empty()) {
+    // [[param_groups]]: matched to the parameter names now that the model exists.
+    std::vector<ParameterGroup> groups = assign_parameter_groups(manifest_.param_groups, layout_.names);
+    for (std::size_t g = 0; g < groups.size(); ++g)
+      logger_->info("{}", param_group_summary(manifest_.param_groups[g], groups[g], layout_.names));
+    try {
+      optimizer_->set_parameter_groups(groups);
+      optimizer_->bind(params_, predicting_enabled_);  // splits the torch optimizer's groups
+    } catch (const BadInput& e) {
+      throw BadInput(manifest_.source + ": [[param_groups]]: optimizer '" +
+                     manifest_.at(PluginKind::Optimizer).info->name + "': " + e.what());
+    }
+  } else {
+    optimizer_->bind(params_, predicting_enabled_);
+  }
   dynamics_->bind(layout_);
   plan_memory();
   if (distributed()) join_world();
@@ -324,6 +358,7 @@ void Engine::real_step(StepKind kind) {
   StepRecord record;
   record.step = state_.step + 1;
   record.kind = kind;
+  advance_batch_schedule();
   const double loss = train_on_next_batch(record);
   if (record.skipped) {
     // fp16 found inf/NaN gradients and applied nothing: the step-equivalent and its
@@ -364,30 +399,54 @@ void Engine::real_step(StepKind kind) {
   state_.loss_ema = state_.real_steps == 1 ? loss : 0.95 * state_.loss_ema + 0.05 * loss;
   count_real_step(record);
   record_step(record);
+  adapt_learning_rate(loss, record.grad_norm);
   handle_diagnosis(diagnosis);
 }
 
 double Engine::train_on_next_batch(StepRecord& record) {
-  Batch batch = task_->next_batch();
+  follow_curriculum();
+  // [batch_schedule]: k task batches, their gradients accumulated, each loss divided by
+  // k, so the step sees the gradient of the mean loss over k x batch_size examples.
+  const std::int64_t k = batch_schedule_.multiplier();
+  std::vector<Batch> batches;
+  for (std::int64_t i = 0; i < k; ++i) batches.push_back(task_->next_batch());
   int forward = 0, backward = 0;
   torch::nn::Module& model = task_->model();
   Closure closure = [&]() {
     // Explicit: LibTorch 1.13 zero-fills by default and 2.x sets to none; the optimizers,
     // clipping and the loss scaler expect every gradient defined.
     model.zero_grad(/*set_to_none=*/false);
-    if (grad_sync_) grad_sync_->begin();
-    torch::Tensor loss = forward_loss(batch);
-    ++forward;
-    if (scaler_) scaler_->scale_loss(loss).backward();
-    else loss.backward();
-    ++backward;
-    if (grad_sync_) {
-      const double waited = grad_sync_->wait_seconds();
-      grad_sync_->finish();  // every rank's .grad: the mean over the ranks
-      summary_.allreduce_bytes += grad_sync_->bytes_per_step();
-      summary_.allreduce_wait_seconds += grad_sync_->wait_seconds() - waited;
+    torch::Tensor total;
+    for (std::int64_t i = 0; i < k; ++i) {
+      // Data parallel: every micro-batch is all-reduced (GradientSync leaves .grad at this
+      // pass's mean over the ranks), so the earlier micro-batches' sum is held aside.
+      std::vector<torch::Tensor> held;
+      if (grad_sync_ && i > 0) {
+        torch::NoGradGuard no_grad;
+        for (const auto& p : params_) held.push_back(p.grad().defined() ? p.grad().clone() : torch::Tensor());
+        model.zero_grad(/*set_to_none=*/false);
+      }
+      if (grad_sync_) grad_sync_->begin();
+      torch::Tensor loss = forward_loss(batches[static_cast<std::size_t>(i)]);
+      if (k > 1) loss = loss / static_cast<double>(k);
+      ++forward;
+      if (scaler_) scaler_->scale_loss(loss).backward();
+      else loss.backward();
+      ++backward;
+      if (grad_sync_) {
+        const double waited = grad_sync_->wait_seconds();
+        grad_sync_->finish();  // every rank's .grad: the mean over the ranks
+        summary_.allreduce_bytes += grad_sync_->bytes_per_step();
+        summary_.allreduce_wait_seconds += grad_sync_->wait_seconds() - waited;
+      }
+      if (!held.empty()) {
+        torch::NoGradGuard no_grad;
+        for (std::size_t p = 0; p < params_.size(); ++p)
+          if (held[p].defined()) params_[p].mutable_grad().add_(held[p]);
+      }
+      total = i == 0 ? loss.detach() : total + loss.detach();
     }
-    return loss.detach();
+    return total;
   };
   if (scaler_) {
     record.loss = scaled_step(record, closure);
@@ -402,6 +461,17 @@ double Engine::train_on_next_batch(StepRecord& record) {
   record.forward_passes = forward;
   record.backward_passes = backward;
   return record.loss;
+}
+
+void Engine::follow_curriculum() {
+  if (!curriculum_.enabled()) return;
+  const std::optional<Curriculum::Change> change = curriculum_.before_batch(*task_, state_.step);
+  if (!change) return;
+  if (change->scored)
+    logger_->info("curriculum: scored {} training examples with the model of step {}", change->examples, state_.step);
+  logger_->info("curriculum: from step {} on, batches come from the easiest {} of {} examples ({:.1f}%)",
+                state_.step + 1, change->pool, change->examples, 100.0 * change->pool / change->examples);
+  metrics_.curriculum(state_.step, change->pool, change->examples, change->scored);
 }
 
 torch::Tensor Engine::forward_loss(const Batch& batch) {
@@ -810,8 +880,45 @@ void Engine::handle_diagnosis(const Diagnosis& d) {
   optimizer_->scale_learning_rate(lr_cut_since_last_good_);
   pending_forecast_.reset();  // it forecast the trajectory just discarded
   monitor_.reset_statistics();
+  stability_.rolled_back();  // its statistics describe the discarded trajectory too
   logger_->warn("step {}: {}; rolled back to the last good state and cut the learning rate to {:g}x ({:g})",
                 state_.step, d.reason, lr_cut_since_last_good_, optimizer_->learning_rate() * lr_cut_since_last_good_);
+}
+
+
+// ---------------------------------------------------------------------------------
+// The engine's learning-rate factors: [stability], [batch_schedule], roll-backs
+
+void Engine::scale_learning_rate(double factor) {
+  optimizer_->scale_learning_rate(factor);
+  lr_cut_since_last_good_ *= factor;
+}
+
+void Engine::advance_batch_schedule() {
+  const std::optional<BatchSchedule::Change> change = batch_schedule_.advance(state_.step);
+  if (!change) return;
+  if (change->lr_factor != 1.0) scale_learning_rate(change->lr_factor);
+  logger_->info("batch schedule: from step {} on, {} batches per real step (was {}){}", state_.step + 1, change->to,
+                change->from,
+                change->lr_factor != 1.0
+                    ? fmt::format("; learning rate x{:g} ({})", change->lr_factor, batch_schedule_.settings().lr_rule)
+                    : std::string());
+  metrics_.batch_schedule(state_.step, change->to, change->from, change->lr_factor);
+}
+
+void Engine::adapt_learning_rate(double loss, double grad_norm) {
+  if (!stability_.enabled()) return;
+  const StabilityLr::Change change = stability_.observe(loss, grad_norm);
+  if (change.factor == 1.0) return;
+  scale_learning_rate(change.factor);
+  const char* action = change.cut ? "cut" : "grow";
+  if (change.cut)
+    logger_->info("stability: step {}: {}; learning rate cut by {:g} to {:g}x the configured rate", state_.step,
+                  change.reason, change.factor, stability_.scale());
+  else
+    logger_->debug("stability: step {}: {}; learning rate raised by {:g} to {:g}x the configured rate", state_.step,
+                   change.reason, change.factor, stability_.scale());
+  metrics_.stability(state_.step, action, change.factor, stability_.scale(), change.reason);
 }
 
 }  // namespace hpt::host

@@ -16,11 +16,14 @@
 #include "config/distributed_settings.hpp"
 #include "config/precision_settings.hpp"
 #include "engine/autocast_scope.hpp"
+#include "engine/batch_schedule.hpp"
+#include "engine/curriculum.hpp"
 #include "engine/divergence_monitor.hpp"
 #include "engine/gradient_sync.hpp"
 #include "engine/lookahead.hpp"
 #include "engine/loss_scaler.hpp"
 #include "engine/memory_plan.hpp"
+#include "engine/stability_lr.hpp"
 #include "engine/step_clock.hpp"
 #include "engine/weight_average.hpp"
 #include "output/metrics_log.hpp"
@@ -73,6 +76,9 @@ class Engine {
   const std::shared_ptr<spdlog::logger>& logger() const { return logger_; }
   const WeightAverage& weight_average() const { return average_; }  // [averaging]
   const Lookahead& lookahead() const { return lookahead_; }          // [lookahead]
+  const StabilityLr& stability() const { return stability_; }        // [stability]
+  const BatchSchedule& batch_schedule() const { return batch_schedule_; }  // [batch_schedule]
+  const Curriculum& curriculum() const { return curriculum_; }       // [curriculum]
   // The metrics an evaluation reports: the task's, and "avg.<name>" for the averaged
   // weights ([averaging] evaluate), in the order evaluate() fills them.
   std::vector<std::string> reported_metric_names() const;
@@ -104,6 +110,7 @@ class Engine {
   // A real step's parts.
   double train_on_next_batch(StepRecord& record);        // forward, backward, optimizer step; the loss
   torch::Tensor forward_loss(const Batch& batch);        // the task's loss, under autocast when asked
+  void follow_curriculum();                              // [curriculum]: scores, restricts the examples when due
   double scaled_step(StepRecord& record, const Closure& closure);  // fp16: scaled backward, maybe no step
   void plan_memory();                                    // the memory plan, checked before the first step
 
@@ -138,6 +145,12 @@ class Engine {
   // Divergence: the monitor's alarms, and the last good state it rolls back to.
   void handle_diagnosis(const Diagnosis& d);
   void take_last_good();
+  // Every learning-rate factor of the engine's own ([stability], [batch_schedule], a
+  // roll-back's cut) goes through here: it also enters lr_cut_since_last_good_, so a
+  // roll-back to the last good state re-applies it.
+  void scale_learning_rate(double factor);
+  void advance_batch_schedule();                            // before a real step
+  void adapt_learning_rate(double loss, double grad_norm);  // [stability], after a kept real step
 
   // Checkpoints (engine_checkpoints.cpp; "Checkpoints and resume" in docs/architecture.md).
   // One entry per state file, in the order written and read.
@@ -205,11 +218,15 @@ class Engine {
   DivergenceMonitor monitor_;
   WeightAverage average_;   // [averaging]
   Lookahead lookahead_;     // [lookahead]
+  StabilityLr stability_;   // [stability]
+  BatchSchedule batch_schedule_;  // [batch_schedule]
+  Curriculum curriculum_;   // [curriculum]
   std::vector<torch::Tensor> last_good_params_;
   std::string last_good_optimizer_;
   std::int64_t critical_rollbacks_ = 0;
-  // The product of the learning-rate cuts since the last good state was taken: a roll-back
-  // restores that state's learning rate and applies all of them, so cuts compound.
+  // The product of the learning-rate factors (the monitor's cuts, [stability]'s and
+  // [batch_schedule]'s) since the last good state was taken: a roll-back restores that
+  // state's learning rate and applies all of them, so cuts compound.
   double lr_cut_since_last_good_ = 1.0;
   bool restored_last_good_ = false;  // a checkpoint gave the last good state
   std::uint64_t metrics_length_ = 0;  // metrics.jsonl's length at the last checkpoint (synced)

@@ -100,6 +100,8 @@ std::vector<Engine::StateFile> Engine::make_state_files() {
                   state.write("final_metric_names", c10::IValue(metric_names));
                   state.write("final_metric_values", torch::tensor(metric_values, torch::kFloat64));
                   monitor_.save(state);
+                  if (stability_.enabled()) stability_.save(state);
+                  if (batch_schedule_.enabled()) batch_schedule_.save(state);
                   if (scaler_) scaler_->save(state);
                   save_last_good(state);
                 },
@@ -116,6 +118,8 @@ std::vector<Engine::StateFile> Engine::make_state_files() {
                   a.read("rng", rng);
                   set_cpu_rng_state(rng);
                   monitor_.load(a);
+                  stability_.load(a);        // none in the archive: the start state
+                  batch_schedule_.load(a);
                   if (scaler_) scaler_->load(a);
                   restored_last_good_ = load_last_good(a);
                   c10::IValue metric_names;
@@ -142,6 +146,11 @@ std::vector<Engine::StateFile> Engine::make_state_files() {
   if (lookahead_.enabled())
     files.push_back(StateFile{"lookahead.pt", [this](StateWriter& state) { lookahead_.save(state); },
                               [this](torch::serialize::InputArchive& a) { lookahead_.load(a, params_); },
+                              /*optional=*/true});
+  // [curriculum]: the ordering and the pool size (the task keeps its restriction in task.pt).
+  if (curriculum_.enabled())
+    files.push_back(StateFile{"curriculum.pt", [this](StateWriter& state) { curriculum_.save(state); },
+                              [this](torch::serialize::InputArchive& a) { curriculum_.load(a); },
                               /*optional=*/true});
   return files;
 }

@@ -181,6 +181,41 @@ void MetricsLog::divergence(std::int64_t step, const char* alarm, const std::str
   append(std::move(line));
 }
 
+void MetricsLog::curriculum(std::int64_t step, std::int64_t pool, std::int64_t examples, bool scored) {
+  if (!out_) return;
+  boost::json::object line;
+  line["type"] = "curriculum";
+  line["step"] = step;
+  line["pool"] = pool;
+  line["examples"] = examples;
+  line["scored"] = scored;
+  append(std::move(line));
+}
+
+void MetricsLog::stability(std::int64_t step, const char* action, double factor, double scale,
+                           const std::string& reason) {
+  if (!out_) return;
+  boost::json::object line;
+  line["type"] = "stability";
+  line["step"] = step;
+  line["action"] = action;
+  line["factor"] = factor;
+  line["scale"] = scale;
+  line["reason"] = reason;
+  append(std::move(line));
+}
+
+void MetricsLog::batch_schedule(std::int64_t step, std::int64_t multiplier, std::int64_t previous, double lr_factor) {
+  if (!out_) return;
+  boost::json::object line;
+  line["type"] = "batch_schedule";
+  line["step"] = step;
+  line["multiplier"] = multiplier;
+  line["previous"] = previous;
+  line["lr_factor"] = lr_factor;
+  append(std::move(line));
+}
+
 void MetricsLog::checkpoint(std::int64_t step, const std::string& path, double seconds, double stall_seconds,
                             std::optional<double> snapshot_seconds) {
   if (!out_) return;

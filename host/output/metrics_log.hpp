@@ -47,6 +47,15 @@ class MetricsLog {
             std::optional<std::int64_t> predicted_steps = std::nullopt);
   void rollback(std::int64_t step, std::int64_t discarded);
   void divergence(std::int64_t step, const char* alarm, const std::string& reason);
+  // [curriculum]: from the batch after `step` on, the task draws from `pool` of its
+  // `examples` training examples (scored: the examples were scored just now).
+  void curriculum(std::int64_t step, std::int64_t pool, std::int64_t examples, bool scored);
+  // [stability]: the learning rate cut ("cut") or raised ("grow") by `factor` after `step`;
+  // `scale`: the product of its factors so far (x the configured lr).
+  void stability(std::int64_t step, const char* action, double factor, double scale, const std::string& reason);
+  // [batch_schedule]: from the real step after `step` on, `multiplier` task batches per real
+  // step (`previous` before); the lr multiplied by `lr_factor` (lr_rule).
+  void batch_schedule(std::int64_t step, std::int64_t multiplier, std::int64_t previous, double lr_factor);
   // snapshot_seconds: set for a background save (the part of the stall spent on the snapshot).
   void checkpoint(std::int64_t step, const std::string& path, double seconds, double stall_seconds,
                   std::optional<double> snapshot_seconds);

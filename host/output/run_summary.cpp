@@ -1,8 +1,21 @@
 #include "output/run_summary.hpp"
 
+#include <sys/resource.h>
+
 #include <torch/utils.h>
 
 namespace hpt::host {
+
+namespace {
+
+// The process's peak resident set size so far, in bytes (-1 if the system cannot tell).
+std::int64_t peak_resident_bytes() {
+  rusage usage{};
+  if (getrusage(RUSAGE_SELF, &usage) != 0 || usage.ru_maxrss <= 0) return -1;
+  return static_cast<std::int64_t>(usage.ru_maxrss) * 1024;  // Linux reports KiB
+}
+
+}  // namespace
 
 boost::json::object RunSummary::to_json() const {
   boost::json::object o;
@@ -63,6 +76,15 @@ std::string summary_document(const RunSummary& summary, const ResolvedManifest& 
   const Options& backend = manifest.at(PluginKind::Backend).options;
   o["precision"] = backend.has("precision") ? backend.get_string("precision") : "fp32";
   o["torch_threads"] = torch::get_num_threads();
+  // The run's peak memory: the device allocator's peak where the backend tells it (CUDA),
+  // else the process's peak resident set (LibTorch's CPU allocator keeps no statistics).
+  if (summary.memory.peak >= 0) {
+    o["peak_memory_bytes"] = summary.memory.peak;
+    o["peak_memory_of"] = "device allocator";
+  } else if (const std::int64_t rss = peak_resident_bytes(); rss >= 0) {
+    o["peak_memory_bytes"] = rss;
+    o["peak_memory_of"] = "process resident set";
+  }
   boost::json::object plugins;
   for (const auto& [kind, c] : manifest.plugins) plugins[section_name(kind)] = c.info->name + " " + c.info->version;
   o["plugins"] = plugins;

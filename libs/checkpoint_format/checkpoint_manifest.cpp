@@ -19,6 +19,7 @@
 
 #include <boost/json.hpp>
 
+#include "checkpoint_format/checkpoint_compression.hpp"
 #include "hpt/error.hpp"
 #include "hpt/version.hpp"
 
@@ -349,6 +350,7 @@ VerifiedCheckpoint read_checkpoint(const std::string& checkpoint_dir) {
       throw BadInput(where + " is longer than its manifest says (" + std::to_string(size) + " bytes, not " +
                      std::to_string(entry.size) + "; corrupt)");
     if (sha.hex_digest() != entry.sha256) throw BadInput(where + " fails its SHA-256 check (corrupt)");
+    decompress_if_zstd(file.bytes, where);  // verified as stored, handed on as written
     checkpoint.files.push_back(std::move(file));
   }
   return checkpoint;

@@ -61,7 +61,8 @@ struct VerifiedCheckpoint {
 // Reads every file the manifest lists and checks its size and SHA-256, hashing each
 // file in the same pass that reads it (big files: read on a second thread while this
 // one hashes). Throws hpt::BadInput naming the checkpoint and the file that is missing,
-// truncated or corrupt.
+// truncated or corrupt. Sizes and hashes are those of the stored bytes; a file stored
+// compressed (checkpoint_compression.hpp) comes back decompressed, as it was given to save.
 VerifiedCheckpoint read_checkpoint(const std::string& checkpoint_dir);
 
 }  // namespace hpt::checkpoint

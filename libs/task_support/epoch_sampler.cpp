@@ -42,9 +42,47 @@ EpochSampler::EpochSampler(std::int64_t samples, std::int64_t batch_size, std::u
   shuffle_for_epoch();
 }
 
+// The pool of restrict_to() as ascending indices; throws for indices out of range or repeated.
+std::vector<std::int64_t> EpochSampler::checked_pool(const torch::Tensor& pool) const {
+  if (pool.dim() != 1)
+    throw BadInput("a curriculum's pool of examples must be a 1-D tensor of indices, got " +
+                   std::to_string(pool.dim()) + " dimensions");
+  torch::Tensor cpu = pool.to(torch::kCPU, torch::kInt64).contiguous();
+  std::vector<std::int64_t> out(cpu.data_ptr<std::int64_t>(), cpu.data_ptr<std::int64_t>() + cpu.numel());
+  std::sort(out.begin(), out.end());
+  if (!out.empty() && (out.front() < 0 || out.back() >= samples_))
+    throw BadInput("a curriculum's pool holds example " + std::to_string(out.front() < 0 ? out.front() : out.back()) +
+                   ", outside the " + std::to_string(samples_) + " training samples");
+  if (std::adjacent_find(out.begin(), out.end()) != out.end())
+    throw BadInput("a curriculum's pool holds example " + std::to_string(*std::adjacent_find(out.begin(), out.end())) +
+                   " more than once");
+  return out;
+}
+
+void EpochSampler::restrict_to(const torch::Tensor& pool) {
+  std::vector<std::int64_t> indices;
+  if (pool.defined()) {
+    indices = checked_pool(pool);
+    const std::int64_t global = batch_size_ * shard_.world;
+    if (static_cast<std::int64_t>(indices.size()) < global)
+      throw BadInput("a curriculum's pool of " + std::to_string(indices.size()) +
+                     " examples is smaller than a global batch of " + std::to_string(global) +
+                     " rows: raise curriculum.start_fraction or lower batch_size");
+  }
+  pool_ = std::move(indices);
+  ++epoch_;
+  position_ = 0;
+  shuffle_for_epoch();
+}
+
 void EpochSampler::shuffle_for_epoch() {
-  std::vector<std::int64_t> order(static_cast<std::size_t>(samples_));
-  std::iota(order.begin(), order.end(), std::int64_t{0});
+  std::vector<std::int64_t> order;
+  if (pool_.empty()) {
+    order.resize(static_cast<std::size_t>(samples_));
+    std::iota(order.begin(), order.end(), std::int64_t{0});
+  } else {
+    order = pool_;
+  }
   std::mt19937_64 rng(derive_seed(seed_, static_cast<std::uint64_t>(epoch_)));
   for (std::size_t i = order.size() - 1; i > 0; --i) std::swap(order[i], order[rng() % (i + 1)]);
   order_ = torch::tensor(order, torch::kInt64).to(device_);
@@ -52,7 +90,7 @@ void EpochSampler::shuffle_for_epoch() {
 
 torch::Tensor EpochSampler::next() {
   const std::int64_t global = batch_size_ * shard_.world;
-  if (position_ + global > samples_) {
+  if (position_ + global > visited()) {
     ++epoch_;
     position_ = 0;
     shuffle_for_epoch();
@@ -69,6 +107,7 @@ void EpochSampler::save(hpt::StateWriter& state, const std::string& prefix) cons
   write_int(state, prefix + "epoch", epoch_);
   write_int(state, prefix + "position", position_);
   write_int(state, prefix + "world", shard_.world);
+  if (!pool_.empty()) state.write(prefix + "pool", torch::tensor(pool_, torch::kInt64));
 }
 
 void EpochSampler::load(torch::serialize::InputArchive& archive, const std::string& prefix) {
@@ -86,6 +125,8 @@ void EpochSampler::load(torch::serialize::InputArchive& archive, const std::stri
   seed_ = static_cast<std::uint64_t>(read_int(archive, prefix + "seed"));
   epoch_ = read_int(archive, prefix + "epoch");
   position_ = read_int(archive, prefix + "position");
+  torch::Tensor pool;
+  pool_ = archive.try_read(prefix + "pool", pool) ? checked_pool(pool) : std::vector<std::int64_t>();
   shuffle_for_epoch();
 }
 

@@ -1,5 +1,8 @@
 #include "task_support/losses.hpp"
 
+#include <algorithm>
+#include <vector>
+
 #include <torch/nn/functional/loss.h>
 
 #include "hpt/error.hpp"
@@ -54,6 +57,26 @@ Metrics evaluate_in_chunks(const std::function<torch::Tensor(const torch::Tensor
   if (kind == LossKind::CrossEntropy)
     metrics["val_accuracy"] = static_cast<double>(correct.item<std::int64_t>()) / elements;
   return metrics;
+}
+
+torch::Tensor per_example_losses(const std::function<torch::Tensor(const torch::Tensor&)>& forward,
+                                 const torch::Tensor& inputs, const torch::Tensor& targets, std::int64_t chunk,
+                                 LossKind kind, std::optional<torch::Device> device) {
+  torch::NoGradGuard no_grad;
+  const torch::Device on = device.value_or(inputs.device());
+  const std::int64_t rows = inputs.size(0);
+  std::vector<torch::Tensor> parts;
+  for (std::int64_t start = 0; start < rows; start += chunk) {
+    const std::int64_t length = std::min(chunk, rows - start);
+    torch::Tensor outputs = forward(inputs.narrow(0, start, length).to(on, /*non_blocking=*/true));
+    torch::Tensor expected = targets.narrow(0, start, length).to(on, /*non_blocking=*/true);
+    torch::Tensor elementwise =
+        kind == LossKind::CrossEntropy
+            ? cross_entropy(outputs, expected, torch::kNone)
+            : F::mse_loss(outputs, expected, F::MSELossFuncOptions().reduction(torch::kNone));
+    parts.push_back(elementwise.to(torch::kFloat32).reshape({length, -1}).mean(1));
+  }
+  return torch::cat(parts).to(torch::kCPU);
 }
 
 }  // namespace hpt::task_support

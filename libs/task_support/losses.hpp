@@ -33,4 +33,11 @@ Metrics evaluate_in_chunks(const std::function<torch::Tensor(const torch::Tensor
                            const torch::Tensor& inputs, const torch::Tensor& targets, std::int64_t chunk,
                            LossKind kind, std::optional<torch::Device> device = std::nullopt);
 
+// The loss of each row of `inputs` on its own (the mean over that row's target elements),
+// `forward` run over chunks of `chunk` rows without autograd: a 1-D float32 tensor on the
+// CPU, one value per row -- what hpt::Task::score_examples() returns. `device` as above.
+torch::Tensor per_example_losses(const std::function<torch::Tensor(const torch::Tensor&)>& forward,
+                                 const torch::Tensor& inputs, const torch::Tensor& targets, std::int64_t chunk,
+                                 LossKind kind, std::optional<torch::Device> device = std::nullopt);
+
 }  // namespace hpt::task_support

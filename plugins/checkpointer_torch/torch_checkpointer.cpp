@@ -18,6 +18,10 @@
 //   which is atomic for that reason. due() itself moves last_step_ to the step it
 //   answers yes for (the engine saves when told to), so a save still in flight is not
 //   asked for twice.
+// - compression = "zstd" stores every file as a zstd frame at compression_level (on the
+//   background thread too, when there is one); the manifest's sizes and SHA-256 are of the
+//   stored bytes. load() reads both kinds (checkpoint_compression.hpp decides by the
+//   frame magic), so a directory of older uncompressed and newer compressed ones loads.
 #include <algorithm>
 #include <atomic>
 #include <cmath>
@@ -27,6 +31,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "checkpoint_format/checkpoint_compression.hpp"
 #include "checkpoint_format/checkpoint_manifest.hpp"
 #include "checkpoint_format/checkpoint_writer.hpp"
 #include "hpt/hpt.hpp"
@@ -82,6 +87,14 @@ class TorchCheckpointer : public hpt::Checkpointer {
         hpt::option_bool("background", false,
                          "save from an in-memory snapshot on a background thread, so that training does not wait "
                          "for serialisation and the disk (one save in flight; its memory is a copy of the state)"),
+        hpt::option_string("compression", ckpt::kCompressionNone,
+                           "store each file compressed: none, or zstd (libzstd; hashes are over the stored bytes, "
+                           "and every reader decompresses transparently)",
+                           {ckpt::kCompressionNone, ckpt::kCompressionZstd}),
+        hpt::option_int("compression_level", ckpt::kZstdDefaultLevel,
+                        "zstd's level with compression = \"zstd\": higher is smaller and slower to save (the speed of "
+                        "loading hardly depends on it); negative levels are zstd's fast modes",
+                        ckpt::zstd_min_level(), ckpt::zstd_max_level()),
     };
   }
 
@@ -93,7 +106,9 @@ class TorchCheckpointer : public hpt::Checkpointer {
         keep_last_(options.get_int("keep_last")),
         keep_best_(options.get_int("keep_best")),
         best_metric_(options.get_string("best_metric")),
-        lower_is_better_(hpt::lower_is_better(best_metric_, options.get_string("best_mode"))) {
+        lower_is_better_(hpt::lower_is_better(best_metric_, options.get_string("best_mode"))),
+        zstd_(options.get_string("compression") == ckpt::kCompressionZstd),
+        zstd_level_(static_cast<int>(options.get_int("compression_level"))) {
     const fs::path directory = options.get_string("directory");
     if (directory.empty() || directory.is_absolute() ||
         std::any_of(directory.begin(), directory.end(), [](const fs::path& part) { return part == ".."; }))
@@ -124,7 +139,14 @@ class TorchCheckpointer : public hpt::Checkpointer {
            ", the checkpoint this run resumed from; it is kept and this save writes nothing");
       return info_of(target);
     }
-    ckpt::write_checkpoint(target, step, files, metrics, ckpt::WhenExists::Replace);
+    if (zstd_) {
+      std::vector<hpt::CheckpointFile> stored;
+      stored.reserve(files.size());
+      for (const auto& f : files) stored.push_back({f.name, ckpt::zstd_compress(f.bytes, zstd_level_)});
+      ckpt::write_checkpoint(target, step, stored, metrics, ckpt::WhenExists::Replace);
+    } else {
+      ckpt::write_checkpoint(target, step, files, metrics, ckpt::WhenExists::Replace);
+    }
     ckpt::replace_symlink(dir_ / "latest", target.filename().string());
     apply_retention(target);
     return {target.string(), step, metrics};
@@ -241,6 +263,8 @@ class TorchCheckpointer : public hpt::Checkpointer {
   std::int64_t keep_best_;
   std::string best_metric_;
   bool lower_is_better_;
+  bool zstd_;       // compression = "zstd"
+  int zstd_level_;  // its compression_level
   // The step of the last save or load: due() is false for it (0: the untrained start).
   mutable std::atomic<std::int64_t> last_step_{0};
   // The checkpoint the last successful load() read (the run resumed from it): never deleted.
@@ -249,6 +273,6 @@ class TorchCheckpointer : public hpt::Checkpointer {
 
 }  // namespace
 
-HPT_PLUGIN(hpt::PluginKind::Checkpointer, "torch", "1.1.0",
+HPT_PLUGIN(hpt::PluginKind::Checkpointer, "torch", "1.2.0",
            "atomic, SHA-256-verified checkpoint directories with latest/best links and retention", TorchCheckpointer,
            TorchCheckpointer::option_specs)

@@ -34,6 +34,12 @@ class LbfgsOptimizer : public hpt::TorchOptimizer {
       throw hpt::BadInput("option 'line_search' must be \"strong_wolfe\" or \"none\", got \"" + line_search + "\"");
   }
 
+  // torch::optim::LBFGS works on one param group only (as torch.optim.LBFGS).
+  void set_parameter_groups(const std::vector<hpt::ParameterGroup>&) override {
+    throw hpt::BadInput("optimizer lbfgs does not take [[param_groups]]: L-BFGS works on one parameter group "
+                        "(as torch.optim.LBFGS); use sgd, adam, adamw or schedule_free for groups");
+  }
+
   // LibTorch 1.13's LBFGS cannot serialise its scratch vector `al` while the history is
   // not full (it holds undefined tensors). Every step overwrites `al` before reading it,
   // so it is dropped before saving.

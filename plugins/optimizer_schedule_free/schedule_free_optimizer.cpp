@@ -18,6 +18,11 @@
 // in place (x = y + (1 - 1/beta1)(z - y)); false turns them back into y
 // (y = x + (1 - beta1)(z - x)). The engine calls it around evaluations, final weights
 // and exports. z starts as the parameters at the first step.
+//
+// Parameter groups ([[param_groups]]): a group's parameters use lr_k * lr_scale and their
+// own weight decay. As in the reference implementation, where each group keeps its own
+// lr_max and weight sum, c is the same for every group: a constant lr_scale cancels in
+// w_k / W.
 #include <algorithm>
 #include <cmath>
 #include <string>
@@ -70,8 +75,22 @@ class ScheduleFreeOptimizer : public hpt::Optimizer {
     learning_rate_ = rate(0);
   }
 
+  void set_parameter_groups(const std::vector<hpt::ParameterGroup>& groups) override { groups_ = groups; }
+
   void bind(const std::vector<torch::Tensor>& parameters, bool track_updates) override {
     parameters_ = parameters;
+    lr_scales_.assign(parameters_.size(), 1.0);
+    decays_.assign(parameters_.size(), weight_decay_);
+    std::vector<bool> grouped(parameters_.size(), false);
+    for (const auto& g : groups_)
+      for (std::size_t i : g.parameters) {
+        if (i >= parameters_.size() || grouped[i])
+          throw hpt::BadInput(std::string(kOwner) + ": [[param_groups]] '" + g.name +
+                              "' names a parameter out of range or already in another group");
+        grouped[i] = true;
+        lr_scales_[i] = g.lr_scale;
+        if (g.weight_decay) decays_[i] = *g.weight_decay;
+      }
     torch::NoGradGuard no_grad;
     for (const auto& p : parameters_) {
       z_.push_back(torch::zeros_like(p));  // the parameters at the first step
@@ -103,10 +122,10 @@ class ScheduleFreeOptimizer : public hpt::Optimizer {
       if (g.defined()) {
         v_[i].mul_(beta2_).addcmul_(g, g, 1.0 - beta2_);
         torch::Tensor d = g / v_[i].div(bias_correction2).sqrt_().add_(eps_);
-        if (weight_decay_ != 0.0) d.add_(y, weight_decay_);
+        if (decays_[i] != 0.0) d.add_(y, decays_[i]);
         y.lerp_(z_[i], c);
-        y.add_(d, y_step);
-        z_[i].sub_(d, learning_rate_);
+        y.add_(d, y_step * lr_scales_[i]);
+        z_[i].sub_(d, learning_rate_ * lr_scales_[i]);
       }
       if (tracking) last_update_[i].sub_(y).neg_();  // after minus before
     }
@@ -192,6 +211,8 @@ class ScheduleFreeOptimizer : public hpt::Optimizer {
   double grad_norm_ = 0.0;
   bool evaluating_ = false;     // the parameters hold x
   std::vector<torch::Tensor> parameters_, z_, v_, last_update_;
+  std::vector<hpt::ParameterGroup> groups_;
+  std::vector<double> lr_scales_, decays_;  // per parameter, from the groups
 };
 
 }  // namespace

@@ -14,6 +14,10 @@
 // tensor). Built with context.inference_only (`hpt sample`), the task reads no corpus:
 // load() rebuilds the model from the saved vocabulary and the options' sizes, and
 // sample() generates text with it.
+//
+// activation_checkpointing = true keeps only each transformer block's input for
+// backward, which runs the block's forward again: less activation memory for one more
+// forward of the blocks per step, with the same loss and gradients.
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -89,6 +93,9 @@ class CharLmTask : public hpt::Task {
         hpt::option_int("batch_size", 32, "windows per batch", 1, 65536),
         hpt::option_float("val_fraction", 0.1, "fraction of the text held out at its end for validation", 0.001, 0.5),
         hpt::option_int("eval_batches", 8, "validation batches of batch_size windows", 1, 10000),
+        hpt::option_bool("activation_checkpointing", false,
+                         "keep only each block's input for backward, which recomputes the block "
+                         "(less memory, one more forward of the blocks per step)"),
     };
   }
 
@@ -98,6 +105,7 @@ class CharLmTask : public hpt::Task {
         layers_(options.get_int("layers")),
         width_(options.get_int("width")),
         heads_(options.get_int("heads")),
+        activation_checkpointing_(options.get_bool("activation_checkpointing")),
         model_seed_(derive_seed(context.seed, kModelStream)),
         device_(context.device) {
     if (context.inference_only) return;  // load() builds the model from the saved vocabulary
@@ -230,7 +238,8 @@ class CharLmTask : public hpt::Task {
   void build_model() {
     {
       hpt::task_support::ScopedTorchSeed seeded(model_seed_);
-      model_ = hpt::char_lm::TransformerLm(vocabulary_->size(), context_, layers_, width_, heads_);
+      model_ = hpt::char_lm::TransformerLm(vocabulary_->size(), context_, layers_, width_, heads_,
+                                           activation_checkpointing_);
     }
     model_->to(device_);
   }
@@ -242,6 +251,7 @@ class CharLmTask : public hpt::Task {
   std::int64_t context_;
   std::int64_t batch_size_;
   std::int64_t layers_, width_, heads_;
+  bool activation_checkpointing_;
   std::uint64_t model_seed_;
   torch::Device device_;
   std::optional<hpt::char_lm::ByteVocabulary> vocabulary_;   // none until load() when inference only

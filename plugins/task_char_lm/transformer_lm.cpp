@@ -4,6 +4,7 @@
 #include <limits>
 #include <string>
 
+#include "activation_checkpoint.hpp"
 #include "hpt/error.hpp"
 
 namespace hpt::char_lm {
@@ -40,7 +41,8 @@ torch::Tensor TransformerBlockImpl::forward(torch::Tensor x) {
 }
 
 TransformerLmImpl::TransformerLmImpl(std::int64_t vocabulary, std::int64_t context, std::int64_t layers,
-                                     std::int64_t width, std::int64_t heads) {
+                                     std::int64_t width, std::int64_t heads, bool activation_checkpointing)
+    : activation_checkpointing_(activation_checkpointing) {
   token_embedding_ = register_module("token_embedding", torch::nn::Embedding(vocabulary, width));
   position_embedding_ = register_module("position_embedding", torch::nn::Embedding(context, width));
   for (std::int64_t i = 0; i < layers; ++i)
@@ -52,7 +54,12 @@ TransformerLmImpl::TransformerLmImpl(std::int64_t vocabulary, std::int64_t conte
 torch::Tensor TransformerLmImpl::forward(const torch::Tensor& tokens) {
   torch::Tensor positions = torch::arange(tokens.size(1), torch::TensorOptions(torch::kInt64).device(tokens.device()));
   torch::Tensor x = token_embedding_->forward(tokens) + position_embedding_->forward(positions);
-  for (auto& block : blocks_) x = block->forward(x);
+  for (auto& block : blocks_) {
+    if (activation_checkpointing_)
+      x = checkpointed([b = block.ptr()](const torch::Tensor& in) { return b->forward(in); }, x, block->parameters());
+    else
+      x = block->forward(x);
+  }
   return head_->forward(final_norm_->forward(x));
 }
 

@@ -2,7 +2,9 @@
 // token and learned position embeddings, `layers` blocks of causal multi-head
 // self-attention and a 4x-wide GELU MLP, each behind a LayerNorm and a residual
 // connection, then a final LayerNorm and a Linear head to the vocabulary. No dropout,
-// so a step is a deterministic function of the weights and the batch.
+// so a step is a deterministic function of the weights and the batch. With activation
+// checkpointing each block keeps only its input for backward, which recomputes the
+// block's forward (activation_checkpoint.hpp): less memory, the same gradients.
 #pragma once
 
 #include <cstdint>
@@ -45,7 +47,7 @@ TORCH_MODULE(TransformerBlock);
 class TransformerLmImpl : public torch::nn::Module {
  public:
   TransformerLmImpl(std::int64_t vocabulary, std::int64_t context, std::int64_t layers, std::int64_t width,
-                    std::int64_t heads);
+                    std::int64_t heads, bool activation_checkpointing = false);
 
   // tokens: int64 [B, T] with T <= context; returns next-token logits [B, T, vocabulary].
   torch::Tensor forward(const torch::Tensor& tokens);
@@ -56,6 +58,7 @@ class TransformerLmImpl : public torch::nn::Module {
   std::vector<TransformerBlock> blocks_;
   torch::nn::LayerNorm final_norm_{nullptr};
   torch::nn::Linear head_{nullptr};
+  bool activation_checkpointing_;
 };
 TORCH_MODULE(TransformerLm);
 

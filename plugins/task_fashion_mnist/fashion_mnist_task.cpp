@@ -8,6 +8,11 @@
 // trained with cross entropy. Batches are shuffled per epoch (task_support/
 // epoch_sampler.hpp); the probe batch is a fixed random subset of `probe_size`
 // training images. Validation runs on the 10,000 test images in chunks of 2,000.
+//
+// Curriculum: an example's difficulty is the current model's cross entropy on it
+// (chunks of 2,000); a restriction narrows the epoch sampler to the pool, saved with its
+// position. Every rank's data is the whole training set (ranks split each batch), so
+// every rank scores and restricts alike.
 #include <cstdint>
 
 #include <torch/nn/modules/container/any.h>
@@ -117,6 +122,16 @@ class FashionMnistTask : public hpt::Task {
   }
 
   std::vector<std::string> metric_names() const override { return {"val_loss", "val_accuracy"}; }
+
+  bool can_score_examples() const override { return true; }
+
+  torch::Tensor score_examples() override {
+    return hpt::task_support::per_example_losses(
+        [this](const torch::Tensor& images) { return forward(normalise(images)); }, train_.images, train_.labels,
+        kEvalChunk, LossKind::CrossEntropy);
+  }
+
+  void restrict_examples(const torch::Tensor& examples) override { sampler_.restrict_to(examples); }
 
   void save(hpt::StateWriter& state) const override { sampler_.save(state, "order_"); }
   void load(torch::serialize::InputArchive& archive) override { sampler_.load(archive, "order_"); }

@@ -7,6 +7,11 @@
 // `outputs` classes). The student is an MLP (task_support/mlp.hpp). Batches are
 // shuffled per epoch; batch_size = 0 makes every batch the whole training set in a
 // fixed order (full_batch(), for L-BFGS). The probe batch is the whole training set.
+//
+// Curriculum: an example's difficulty is the current model's loss on it; a restriction
+// narrows the epoch sampler to the pool (task_support/epoch_sampler.hpp), saved with its
+// position. Every rank's data is the whole training set (ranks split each batch), so
+// every rank scores and restricts alike.
 #include <cmath>
 #include <cstdint>
 
@@ -89,6 +94,20 @@ class SyntheticTask : public hpt::Task {
   }
 
   bool full_batch() const override { return full_batch_; }
+
+  bool can_score_examples() const override { return true; }
+
+  torch::Tensor score_examples() override {
+    return hpt::task_support::per_example_losses([this](const torch::Tensor& x) { return model_->forward(x); },
+                                                 train_inputs_, train_targets_, 4096, loss_kind_);
+  }
+
+  void restrict_examples(const torch::Tensor& examples) override {
+    if (full_batch_)
+      throw hpt::BadInput("task synthetic: batch_size = 0 makes every batch the whole training set, which a "
+                          "curriculum cannot narrow: set task.batch_size for mini-batches");
+    sampler_.restrict_to(examples);
+  }
 
   void save(hpt::StateWriter& state) const override { sampler_.save(state, "order_"); }
   void load(torch::serialize::InputArchive& archive) override { sampler_.load(archive, "order_"); }

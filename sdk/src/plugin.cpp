@@ -12,7 +12,18 @@ Task::~Task() = default;
 std::string Task::sample(const SampleRequest&) {
   throw BadInput("this task does not generate samples (tasks that model sequences, such as char_lm, do)");
 }
+torch::Tensor Task::score_examples() {
+  throw BadInput("this task cannot score its training examples, so [curriculum] cannot order them "
+                 "(the synthetic and fashion_mnist tasks can)");
+}
+void Task::restrict_examples(const torch::Tensor&) {
+  throw BadInput("this task cannot restrict its training examples, so [curriculum] cannot be used with it "
+                 "(the synthetic and fashion_mnist tasks can)");
+}
 Optimizer::~Optimizer() = default;
+void Optimizer::set_parameter_groups(const std::vector<ParameterGroup>&) {
+  throw BadInput("this optimizer does not take [[param_groups]] (sgd, adam, adamw and schedule_free do)");
+}
 
 std::int64_t Optimizer::planned_state_bytes(const std::vector<torch::Tensor>& parameters) const {
   std::int64_t bytes = 0;

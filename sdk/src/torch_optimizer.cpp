@@ -1,5 +1,11 @@
 #include "hpt/torch_optimizer.hpp"
 
+#include <torch/optim/adagrad.h>
+#include <torch/optim/adam.h>
+#include <torch/optim/adamw.h>
+#include <torch/optim/rmsprop.h>
+#include <torch/optim/sgd.h>
+
 #include "hpt/metric_direction.hpp"
 
 #include "hpt/error.hpp"
@@ -28,6 +34,18 @@ LrScheduleConfig schedule_config(const PluginContext& context, const Options& op
   c.plateau_patience = options.get_int("plateau_patience");
   c.plateau_threshold = options.get_float("plateau_threshold");
   return c;
+}
+
+// torch::optim's options classes share no base with a weight decay; these are the ones
+// that have it. False: this optimizer has none to set.
+bool set_weight_decay(torch::optim::OptimizerOptions& options, double decay) {
+  if (auto* o = dynamic_cast<torch::optim::AdamWOptions*>(&options)) o->weight_decay(decay);
+  else if (auto* o = dynamic_cast<torch::optim::AdamOptions*>(&options)) o->weight_decay(decay);
+  else if (auto* o = dynamic_cast<torch::optim::SGDOptions*>(&options)) o->weight_decay(decay);
+  else if (auto* o = dynamic_cast<torch::optim::RMSpropOptions*>(&options)) o->weight_decay(decay);
+  else if (auto* o = dynamic_cast<torch::optim::AdagradOptions*>(&options)) o->weight_decay(decay);
+  else return false;
+  return true;
 }
 
 double positive_option(const Options& options, const std::string& name) {
@@ -100,6 +118,8 @@ torch::optim::Optimizer& TorchOptimizer::torch_optimizer() const {
 void TorchOptimizer::bind(const std::vector<torch::Tensor>& parameters, bool track_updates) {
   parameters_ = parameters;
   optimizer_ = make(parameters_);
+  group_lr_scales_.assign(optimizer_->param_groups().size(), 1.0);
+  if (!groups_.empty()) apply_parameter_groups();
   track_updates_ = track_updates;
   last_update_.clear();
   if (track_updates_) {
@@ -107,6 +127,53 @@ void TorchOptimizer::bind(const std::vector<torch::Tensor>& parameters, bool tra
     last_update_.reserve(parameters_.size());
     for (const auto& p : parameters_) last_update_.push_back(torch::zeros_like(p));
   }
+}
+
+void TorchOptimizer::set_parameter_groups(const std::vector<ParameterGroup>& groups) {
+  if (optimizer_) throw RunError("set_parameter_groups() after bind()");
+  groups_ = groups;
+}
+
+void TorchOptimizer::apply_parameter_groups() {
+  auto& torch_groups = optimizer_->param_groups();
+  if (torch_groups.size() != 1)
+    throw RunError("[[param_groups]]: the optimizer built " + std::to_string(torch_groups.size()) +
+                   " param groups; TorchOptimizer::make() must build one");
+  const torch::optim::OptimizerOptions& base = torch_groups[0].options();
+  std::vector<int> owner(parameters_.size(), -1);
+  for (std::size_t g = 0; g < groups_.size(); ++g)
+    for (std::size_t index : groups_[g].parameters) {
+      if (index >= parameters_.size())
+        throw RunError("[[param_groups]] '" + groups_[g].name + "': parameter index " + std::to_string(index) +
+                       " past the " + std::to_string(parameters_.size()) + " parameters");
+      if (owner[index] >= 0)
+        throw BadInput("[[param_groups]]: a parameter is in both '" + groups_[owner[index]].name + "' and '" +
+                       groups_[g].name + "'");
+      owner[index] = static_cast<int>(g);
+    }
+
+  std::vector<torch::optim::OptimizerParamGroup> split;
+  std::vector<double> scales;
+  std::vector<torch::Tensor> rest;
+  for (std::size_t i = 0; i < parameters_.size(); ++i)
+    if (owner[i] < 0) rest.push_back(parameters_[i]);
+  if (!rest.empty()) {
+    split.emplace_back(rest, base.clone());
+    scales.push_back(1.0);
+  }
+  for (std::size_t g = 0; g < groups_.size(); ++g) {
+    std::vector<torch::Tensor> members;
+    for (std::size_t index : groups_[g].parameters) members.push_back(parameters_[index]);
+    if (members.empty()) continue;
+    std::unique_ptr<torch::optim::OptimizerOptions> options = base.clone();
+    if (groups_[g].weight_decay && !set_weight_decay(*options, *groups_[g].weight_decay))
+      throw BadInput("[[param_groups]] '" + groups_[g].name +
+                     "': weight_decay is set but this optimizer has no weight decay option");
+    split.emplace_back(std::move(members), std::move(options));
+    scales.push_back(groups_[g].lr_scale);
+  }
+  torch_groups = std::move(split);
+  group_lr_scales_ = std::move(scales);
 }
 
 double TorchOptimizer::condition_gradients() {
@@ -121,7 +188,9 @@ double TorchOptimizer::condition_gradients() {
 torch::Tensor TorchOptimizer::step(const Closure& closure, std::int64_t step) {
   torch::optim::Optimizer& optimizer = torch_optimizer();
   learning_rate_ = base_lr_ * lr_scale_ * schedule_.factor(step);
-  for (auto& group : optimizer.param_groups()) group.options().set_lr(learning_rate_);
+  auto& torch_groups = optimizer.param_groups();
+  for (std::size_t g = 0; g < torch_groups.size(); ++g)
+    torch_groups[g].options().set_lr(learning_rate_ * (g < group_lr_scales_.size() ? group_lr_scales_[g] : 1.0));
 
   if (track_updates_) {
     // last_update_ holds the parameters before the step; after it, after minus before.

@@ -1,7 +1,8 @@
 // Optimizer: turns gradients into parameter updates, owns its state, and reports the
 // update it applied so dynamics models can learn from it.
 //
-// Contract, in call order: construction (options validated by the host), bind() once,
+// Contract, in call order: construction (options validated by the host),
+// set_parameter_groups() when the manifest declares [[param_groups]], bind() once,
 // then load() when resuming (so load() can rely on the state bind() built), then step()
 // for every real step, on the training thread. step() is called with grad mode on: the
 // closure needs it for backward, and the optimizer changes the parameters under
@@ -17,7 +18,10 @@
 // a complete optimizer written against this header alone.
 #pragma once
 
+#include <cstddef>
 #include <functional>
+#include <optional>
+#include <string>
 #include <vector>
 
 #include "hpt/plugin.hpp"
@@ -29,6 +33,17 @@ namespace hpt {
 // builds it; an optimizer may call it more than once per step (L-BFGS does).
 using Closure = std::function<torch::Tensor()>;
 
+// One of the manifest's [[param_groups]], as a torch.optim param group: the parameters
+// it holds (indices into the list bind() receives, each in at most one group), a
+// multiplier of the learning rate, and a weight decay that replaces the optimizer's own
+// when set. Parameters in no group keep the optimizer's options.
+struct ParameterGroup {
+  std::string name;
+  std::vector<std::size_t> parameters;
+  double lr_scale = 1.0;
+  std::optional<double> weight_decay;
+};
+
 class Optimizer : public Plugin {
  public:
   ~Optimizer() override;
@@ -37,6 +52,12 @@ class Optimizer : public Plugin {
   // With `track_updates`, every step records the update it applied (last_update());
   // without, last_update() may stay empty and the step costs nothing extra.
   virtual void bind(const std::vector<torch::Tensor>& parameters, bool track_updates) = 0;
+
+  // The manifest's parameter groups, before bind(); never called without groups. The
+  // update of every parameter still goes to last_update(), in bind()'s order. The
+  // default throws hpt::BadInput: an optimizer takes groups only where it says how
+  // (hpt::TorchOptimizer does, for the torch optimizers with a weight_decay option).
+  virtual void set_parameter_groups(const std::vector<ParameterGroup>& groups);
 
   // One optimisation step at step-equivalent `step` (1-based; schedules read it):
   // calls `closure`, clips the gradients if configured, updates the parameters.

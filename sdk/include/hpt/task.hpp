@@ -74,6 +74,18 @@ class Task : public Plugin {
   // under inference mode. The default throws hpt::BadInput ("task X does not generate").
   virtual bool can_sample() const { return false; }
   virtual std::string sample(const SampleRequest& request);
+
+  // Curriculum ([curriculum] in the manifest), for tasks that can score their training
+  // examples. score_examples(): one difficulty per training example of this rank's data
+  // (a 1-D CPU float tensor, higher is harder; e.g. the current model's loss on it),
+  // called under torch::NoGradGuard with the model in eval() mode. restrict_examples():
+  // from the next batch on, next_batch() draws only from these examples (1-D int64
+  // indices into that same list, in any order); an undefined tensor lifts the
+  // restriction. The restriction is part of the task's saved state. The defaults throw
+  // hpt::BadInput ("task X cannot score its examples").
+  virtual bool can_score_examples() const { return false; }
+  virtual torch::Tensor score_examples();
+  virtual void restrict_examples(const torch::Tensor& examples);
 };
 
 }  // namespace hpt

@@ -39,6 +39,11 @@ class TorchOptimizer : public Optimizer {
   ~TorchOptimizer() override;
 
   void bind(const std::vector<torch::Tensor>& parameters, bool track_updates) override;
+  // Keeps the groups; bind() then splits the torch optimizer's one group into the
+  // parameters in no group (first, the plugin's options) and one torch param group per
+  // manifest group, its options a copy with the group's weight decay. Every step sets a
+  // group's lr to the scheduled lr times its lr_scale.
+  void set_parameter_groups(const std::vector<ParameterGroup>& groups) override;
   torch::Tensor step(const Closure& closure, std::int64_t step) override;
   const std::vector<torch::Tensor>& last_update() const override { return last_update_; }
   double last_grad_norm() const override { return grad_norm_; }
@@ -79,6 +84,12 @@ class TorchOptimizer : public Optimizer {
   double clip_norm_;
   double clip_ratio_;
   bool centralize_;
+
+  // Splits the optimizer's one param group as set_parameter_groups() asked.
+  void apply_parameter_groups();
+
+  std::vector<ParameterGroup> groups_;
+  std::vector<double> group_lr_scales_;  // per torch param group, after bind()
 
   std::unique_ptr<torch::optim::Optimizer> optimizer_;
   std::vector<torch::Tensor> parameters_;

@@ -7,7 +7,7 @@
 // Bump the major when an interface in sdk/include/hpt changes incompatibly
 // (a virtual function added, removed or reordered, a struct changed); bump the minor
 // when something is added that old plugins can ignore.
-#define HPT_SDK_ABI_MAJOR 5
+#define HPT_SDK_ABI_MAJOR 6
 #define HPT_SDK_ABI_MINOR 0
 
 #include <torch/version.h>
