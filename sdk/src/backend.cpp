@@ -6,7 +6,9 @@
 
 #include <cerrno>
 #include <cstdlib>
+#include <chrono>
 #include <fstream>
+#include <thread>
 #include <sstream>
 
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
@@ -65,21 +67,32 @@ std::string process_state(long pid) {
 
 // Which ranks are gone, as far as this process can tell: a rank on this host whose
 // process no longer exists has died; ranks on other hosts cannot be checked from here.
+// A killed peer's sockets close while its process is still exiting, so the collective can
+// fail a moment before the process looks gone: the local peers are looked at again for up
+// to half a second before "still running" is said.
 std::string peers_status(const std::vector<Peer>& peers, int self) {
   const std::string host = this_host();
   std::vector<std::string> gone;
   std::vector<int> remote;
-  for (std::size_t r = 0; r < peers.size(); ++r) {
-    if (static_cast<int>(r) == self) continue;
-    if (peers[r].host != host) {
-      remote.push_back(static_cast<int>(r));
-      continue;
+  for (int attempt = 0; attempt < 10; ++attempt) {
+    gone.clear();
+    remote.clear();
+    bool local = false;
+    for (std::size_t r = 0; r < peers.size(); ++r) {
+      if (static_cast<int>(r) == self) continue;
+      if (peers[r].host != host) {
+        remote.push_back(static_cast<int>(r));
+        continue;
+      }
+      local = true;
+      const std::string state = process_state(peers[r].pid);
+      if (state == "exited")
+        gone.push_back("rank " + std::to_string(r) + " (pid " + std::to_string(peers[r].pid) + ") has exited");
+      else if (state == "stopped")
+        gone.push_back("rank " + std::to_string(r) + " (pid " + std::to_string(peers[r].pid) + ") is stopped");
     }
-    const std::string state = process_state(peers[r].pid);
-    if (state == "exited")
-      gone.push_back("rank " + std::to_string(r) + " (pid " + std::to_string(peers[r].pid) + ") has exited");
-    else if (state == "stopped")
-      gone.push_back("rank " + std::to_string(r) + " (pid " + std::to_string(peers[r].pid) + ") is stopped");
+    if (!gone.empty() || !local) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   std::ostringstream s;
   for (std::size_t i = 0; i < gone.size(); ++i) s << (i ? "; " : "") << gone[i];
