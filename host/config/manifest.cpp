@@ -396,6 +396,10 @@ const std::vector<OptionSpec>& run_option_specs() {
       option_int("eval_every", 200, "evaluate every this many step-equivalents (0: only at the end)", 0),
       option_int("log_every", 1, "write a metrics line every this many steps", 1),
       option_int("probe_interval", 5, "during a predicted phase, measure the probe loss every this many steps", 1),
+      option_int("record_trajectory", 0,
+                 "write the weights to trajectory/step_N.pt in the run directory every this many "
+                 "step-equivalents and at step 0, for training a nowcaster (0: never)",
+                 0),
       option_string("runs_dir", "runs", "where run directories are created"),
       option_string_list("plugin_dirs", {}, "extra directories searched for plugin libraries, after HPT_PLUGIN_PATH"),
       option_bool("resume", false, "continue from the run directory's latest valid checkpoint"),
@@ -539,6 +543,7 @@ ResolvedManifest resolve(const Manifest& manifest, PluginLoader& loader) {
   rc.eval_every = out.run_options.get_int("eval_every");
   rc.log_every = out.run_options.get_int("log_every");
   rc.probe_interval = out.run_options.get_int("probe_interval");
+  rc.record_trajectory = out.run_options.get_int("record_trajectory");
   rc.runs_dir = out.run_options.get_string("runs_dir");
   rc.plugin_dirs = plugin_dirs_of(manifest);
   out.run_options.set("plugin_dirs", rc.plugin_dirs);  // absolute, so the resolved manifest works from anywhere

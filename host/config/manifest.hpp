@@ -56,6 +56,7 @@ struct RunConfig {
   std::int64_t eval_every = 0;
   std::int64_t log_every = 0;
   std::int64_t probe_interval = 0;
+  std::int64_t record_trajectory = 0;  // run.record_trajectory: weights every N step-equivalents (0: off)
   std::string runs_dir;
   std::vector<std::string> plugin_dirs;
   bool resume = false;

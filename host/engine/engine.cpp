@@ -282,6 +282,7 @@ RunSummary Engine::train() {
   logger_->info("run '{}' -> {}", manifest_.run.name, summary_.run_dir.empty() ? "(no run directory)" : summary_.run_dir);
   task_->model().train();
   summary_.status = "completed";
+  maybe_record_trajectory();  // step 0: where the trajectory starts
   while (state_.step < state_.max_steps && !stop_) {
     PhaseDecision d = agreed(phase_->decide(state_));
     if (d.kind == PhaseKind::Predict && predicting_enabled_ && monitor_.forced_real_steps() > 0)
@@ -347,7 +348,23 @@ void Engine::between_steps() {
   check_ranks_in_sync(/*force=*/false);
   maybe_evaluate(false);
   maybe_save_checkpoint();
+  maybe_record_trajectory();
   progress_->update(state_, false);
+}
+
+// run.record_trajectory: the weights every N step-equivalents, as trajectory/step_<N>.pt
+// (a module archive, as final_weights.pt), for tools/nowcast_train. Written between steps,
+// outside the training clock, as evaluations are.
+void Engine::maybe_record_trajectory() {
+  const std::int64_t every = manifest_.run.record_trajectory;
+  if (every <= 0 || !dir_ || state_.step % every != 0 || state_.step == last_recorded_step_) return;
+  last_recorded_step_ = state_.step;
+  std::filesystem::create_directories(dir_->file("trajectory"));
+  char name[64];
+  std::snprintf(name, sizeof name, "trajectory/step_%09lld.pt", static_cast<long long>(state_.step));
+  torch::nn::Module& model = task_->model();
+  torch::NoGradGuard no_grad;
+  write_file_atomic(dir_->file(name), archive_bytes([&](StateWriter& state) { state.write_module_contents(model); }));
 }
 
 // ---------------------------------------------------------------------------------

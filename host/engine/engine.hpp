@@ -106,6 +106,7 @@ class Engine {
   void real_steps(const PhaseDecision& decision);       // d.length Full or Correct steps
   void predicted_then_correct(const PhaseDecision& decision);
   void between_steps();                                  // signal, evaluation, checkpoint, progress
+  void maybe_record_trajectory();                       // run.record_trajectory
 
   // A real step's parts.
   double train_on_next_batch(StepRecord& record);        // forward, backward, optimizer step; the loss
@@ -228,6 +229,7 @@ class Engine {
   // [batch_schedule]'s) since the last good state was taken: a roll-back restores that
   // state's learning rate and applies all of them, so cuts compound.
   double lr_cut_since_last_good_ = 1.0;
+  std::int64_t last_recorded_step_ = -1;  // run.record_trajectory: the last step written
   bool restored_last_good_ = false;  // a checkpoint gave the last good state
   std::uint64_t metrics_length_ = 0;  // metrics.jsonl's length at the last checkpoint (synced)
   std::unique_ptr<Progress> progress_;
