@@ -149,6 +149,21 @@ TEST(Engine, TargetStopsTheRunAndRecordsTimeToTarget) {
   EXPECT_NEAR(*s.seconds_to_target, s.train_seconds, 1e-12);
 }
 
+// run.eval_threads: evaluation runs with its own LibTorch thread count, and training
+// (the batches before and after it) keeps the backend's.
+TEST(Engine, EvaluationThreadsApplyToEvaluationOnly) {
+  auto threads_seen = [](const std::vector<std::string>& extra) {
+    std::vector<std::string> o = {"task.report_threads=true", "backend.plugin=\"cpu\"", "backend.threads=1",
+                                  "run.eval_every=10", "run.max_steps=30"};
+    o.insert(o.end(), extra.begin(), extra.end());
+    auto s = build(kCounting, o).engine->run();
+    EXPECT_EQ(torch::get_num_threads(), 1) << "the thread count after the run is training's";
+    return std::make_pair(s.final_metrics.at("train_threads"), s.final_metrics.at("eval_threads"));
+  };
+  EXPECT_EQ(threads_seen({}), std::make_pair(1.0, 1.0));
+  EXPECT_EQ(threads_seen({"run.eval_threads=3"}), std::make_pair(1.0, 3.0));
+}
+
 // A 400-step synthetic run with run.target = { metric = "val_loss", value = 0.5<extra> }.
 hpt::host::RunSummary run_to_target(const std::string& extra) {
   return build(kSynthetic, {"run.max_steps=400", "run.target={metric=\"val_loss\", value=0.5" + extra + "}"})

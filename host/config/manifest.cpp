@@ -394,6 +394,11 @@ const std::vector<OptionSpec>& run_option_specs() {
       option_int("seed", 0, "seed of every random generator of the run", 0),
       option_int("max_steps", 1000, "budget in step-equivalents (real steps plus predicted steps)", 1),
       option_int("eval_every", 200, "evaluate every this many step-equivalents (0: only at the end)", 0),
+      option_int("eval_threads", 0,
+                 "CPU threads while evaluating (evaluation time is outside the training time: more "
+                 "threads than training uses shorten a run without changing what it measures; "
+                 "0: as many as training)",
+                 0, 1024),
       option_int("log_every", 1, "write a metrics line every this many steps", 1),
       option_int("probe_interval", 5, "during a predicted phase, measure the probe loss every this many steps", 1),
       option_int("record_trajectory", 0,
@@ -541,6 +546,7 @@ ResolvedManifest resolve(const Manifest& manifest, PluginLoader& loader) {
   rc.seed = out.run_options.get_int("seed");
   rc.max_steps = out.run_options.get_int("max_steps");
   rc.eval_every = out.run_options.get_int("eval_every");
+  rc.eval_threads = out.run_options.get_int("eval_threads");
   rc.log_every = out.run_options.get_int("log_every");
   rc.probe_interval = out.run_options.get_int("probe_interval");
   rc.record_trajectory = out.run_options.get_int("record_trajectory");

@@ -54,6 +54,7 @@ struct RunConfig {
   std::int64_t seed = 0;
   std::int64_t max_steps = 0;
   std::int64_t eval_every = 0;
+  std::int64_t eval_threads = 0;  // run.eval_threads: CPU threads while evaluating (0: as training)
   std::int64_t log_every = 0;
   std::int64_t probe_interval = 0;
   std::int64_t record_trajectory = 0;  // run.record_trajectory: weights every N step-equivalents (0: off)

@@ -38,6 +38,27 @@ ParameterLayout make_layout(const torch::nn::Module& model) {
 
 namespace {
 
+// run.eval_threads: LibTorch's intra-op threads raised for one evaluation and put back
+// after it (evaluation is outside the training time; training keeps its own count).
+class EvaluationThreads {
+ public:
+  explicit EvaluationThreads(std::int64_t threads) : training_(torch::get_num_threads()) {
+    if (threads > 0 && threads != training_) {
+      torch::set_num_threads(static_cast<int>(threads));
+      changed_ = true;
+    }
+  }
+  ~EvaluationThreads() {
+    if (changed_) torch::set_num_threads(training_);
+  }
+  EvaluationThreads(const EvaluationThreads&) = delete;
+  EvaluationThreads& operator=(const EvaluationThreads&) = delete;
+
+ private:
+  int training_;
+  bool changed_ = false;
+};
+
 AveragingSettings averaging_of(const ResolvedManifest& m) {
   return AveragingSettings::from(m.averaging ? *m.averaging : Options::defaults(AveragingSettings::option_specs()),
                                  m.averaging.has_value());
@@ -733,6 +754,7 @@ Metrics Engine::evaluate() {
   // Every rank swaps to the optimizer's evaluation weights and back, so they stay alike.
   optimizer_->use_evaluation_weights(true);
   if (!distributed() || options_.world.rank == 0) {
+    EvaluationThreads threads(manifest_.run.eval_threads);
     if (average_.settings().evaluates_raw()) m = evaluate_weights();
     // [averaging]: the averaged weights swapped in, evaluated, swapped out; "avg.<metric>".
     if (average_.settings().evaluates_average() && average_.started())

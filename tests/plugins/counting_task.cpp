@@ -19,6 +19,9 @@ class CountingTask : public hpt::Task {
   static std::vector<hpt::OptionSpec> option_specs() {
     return {hpt::option_int("batch_size", 16, "samples per batch", 1),
             hpt::option_int("hidden", 0, "width of two hidden layers (0: a plain linear model)", 0),
+            hpt::option_bool("report_threads", false,
+                             "also report train_threads (LibTorch's intra-op threads at the last batch) and "
+                             "eval_threads (at evaluation)"),
             hpt::option_int("kill_at_batch", 0, "SIGKILL itself in this process's N-th next_batch (0: never)", 0),
             hpt::option_int("kill_in_evaluation", 0, "SIGKILL itself in this process's N-th evaluate (0: never)", 0),
             hpt::option_int("kill_in_probe", 0, "SIGKILL itself in this process's N-th probe (0: never)", 0),
@@ -30,6 +33,7 @@ class CountingTask : public hpt::Task {
 
   CountingTask(const hpt::PluginContext& context, const hpt::Options& options)
       : batch_size_(options.get_int("batch_size")),
+        report_threads_(options.get_bool("report_threads")),
         kill_at_batch_(options.get_int("kill_at_batch")),
         kill_in_evaluation_(options.get_int("kill_in_evaluation")),
         kill_in_probe_(options.get_int("kill_in_probe")) {
@@ -58,6 +62,7 @@ class CountingTask : public hpt::Task {
 
   hpt::Batch next_batch() override {
     kill_at(++batches_, kill_at_batch_);
+    train_threads_ = torch::get_num_threads();
     std::int64_t start = (position_ * batch_size_) % (256 - batch_size_);
     ++position_;
     return {{inputs_.slice(0, start, start + batch_size_)}, targets_.slice(0, start, start + batch_size_)};
@@ -80,10 +85,18 @@ class CountingTask : public hpt::Task {
   hpt::Metrics evaluate() override {
     kill_at(++evaluations_, kill_in_evaluation_);
     double val = torch::mse_loss(model_->forward(inputs_.slice(0, 192)), targets_.slice(0, 192)).item<double>();
-    return {{"val_loss", val}, {"forward_calls", double(forward_)}, {"backward_calls", double(backward_)}};
+    hpt::Metrics m = {{"val_loss", val}, {"forward_calls", double(forward_)}, {"backward_calls", double(backward_)}};
+    if (report_threads_) {
+      m["train_threads"] = double(train_threads_);
+      m["eval_threads"] = double(torch::get_num_threads());
+    }
+    return m;
   }
 
-  std::vector<std::string> metric_names() const override { return {"val_loss", "forward_calls", "backward_calls"}; }
+  std::vector<std::string> metric_names() const override {
+    if (report_threads_) return {"val_loss", "forward_calls", "backward_calls", "train_threads", "eval_threads"};
+    return {"val_loss", "forward_calls", "backward_calls"};
+  }
 
   void save(hpt::StateWriter& state) const override {
     state.write("position", torch::tensor(position_));
@@ -100,6 +113,8 @@ class CountingTask : public hpt::Task {
   }
 
   std::int64_t batch_size_;
+  bool report_threads_;
+  int train_threads_ = 0;
   std::int64_t kill_at_batch_, kill_in_evaluation_, kill_in_probe_;
   std::int64_t batches_ = 0, evaluations_ = 0, probes_ = 0;
   std::int64_t position_ = 0;
