@@ -1,6 +1,7 @@
 #include "bench/bench_manifest.hpp"
 
 #include "config/message_text.hpp"
+#include "config/table_checker.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -76,13 +77,6 @@ SplitOverrides split_overrides(const std::vector<std::string>& given) {
   return out;
 }
 
-// The node as TOML text, e.g. "linear" or { metric = "val_loss" }.
-std::string toml_text(const toml::node& node) {
-  std::ostringstream os;
-  node.visit([&](auto&& v) { os << toml::toml_formatter(v, toml::toml_formatter::default_flags & ~toml::format_flags::allow_literal_strings); });
-  return os.str();
-}
-
 std::string toml_string(const std::string& s) { return toml_text(toml::value<std::string>(s)); }
 
 // A float as TOML in the fewest digits that read back to the same double: 0.03, not
@@ -105,79 +99,7 @@ std::string value_text(const toml::node& node) {
   return toml_text(node);
 }
 
-bool usable_as_directory_name(const std::string& s) {
-  if (s.empty() || s.front() == '.') return false;
-  return std::all_of(s.begin(), s.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.'; });
-}
-
-// Collects every problem of a bench file, each with its position.
-class Checker {
- public:
-  explicit Checker(const Manifest& m) : m_(m) {}
-
-  template <class Node>
-  void error(const Node& at, const std::string& dotted, const std::string& text) {
-    errors_.push_back(m_.where(at.source(), dotted) + ": " + text);
-  }
-  void error(const std::string& text) { errors_.push_back(m_.path() + ": " + text); }
-  const std::vector<std::string>& errors() const { return errors_; }
-
-  // Reports every key of `table` not in `allowed`, with the closest allowed name.
-  // `prefix`: the table's dotted path ("bench"), so that a key set by an override is named as such.
-  void known_keys(const toml::table& table, const std::string& section, const std::vector<std::string>& allowed,
-                  const std::string& prefix) {
-    for (const auto& [key, node] : table) {
-      std::string k(key.str());
-      if (std::find(allowed.begin(), allowed.end(), k) != allowed.end()) continue;
-      std::string near = closest_name(k, allowed);
-      error(key, prefix.empty() ? k : prefix + "." + k,
-            "unknown key '" + k + "' in " + section + (near.empty() ? "" : "; did you mean '" + near + "'?") +
-                " (" + section + " accepts: " + join(allowed, ", ") + ")");
-    }
-  }
-
-  const toml::node* required(const toml::table& table, const std::string& section, const std::string& key,
-                             const std::string& example) {
-    const toml::node* node = table.get(key);
-    if (node == nullptr) error(table, section, section + " needs '" + key + " = " + example + "'");
-    return node;
-  }
-
-  std::optional<std::string> string(const toml::node& node, const std::string& dotted) {
-    if (auto v = node.value_exact<std::string>()) return *v;
-    wrong(node, dotted, "a string");
-    return std::nullopt;
-  }
-
-  // A file or directory name: letters, digits, '_', '-', '.'.
-  std::optional<std::string> name(const toml::node& node, const std::string& dotted) {
-    auto v = string(node, dotted);
-    if (v && !usable_as_directory_name(*v)) {
-      error(node, dotted, "'" + dotted + "' must be a name made of letters, digits, '_', '-' and '.' (not starting with '.'), got " + toml_text(node));
-      return std::nullopt;
-    }
-    return v;
-  }
-
-  std::optional<std::int64_t> integer(const toml::node& node, const std::string& dotted, std::int64_t min) {
-    auto v = node.value_exact<std::int64_t>();
-    if (!v || *v < min) {
-      wrong(node, dotted, "an integer >= " + std::to_string(min));
-      return std::nullopt;
-    }
-    return v;
-  }
-
-  void wrong(const toml::node& node, const std::string& dotted, const std::string& expected) {
-    error(node, dotted, "'" + dotted + "' must be " + expected + ", got " + toml_type_name(node) + " " + toml_text(node));
-  }
-
- private:
-  const Manifest& m_;
-  std::vector<std::string> errors_;
-};
-
-std::vector<std::int64_t> check_seeds(Checker& c, const toml::node& node) {
+std::vector<std::int64_t> check_seeds(TableChecker& c, const toml::node& node) {
   std::vector<std::int64_t> seeds;
   const toml::array* arr = node.as_array();
   if (arr == nullptr || arr->empty()) {
@@ -198,7 +120,7 @@ std::vector<std::int64_t> check_seeds(Checker& c, const toml::node& node) {
 }
 
 // bench.target as a run.target override.
-std::vector<std::string> check_target(Checker& c, const toml::node& node) {
+std::vector<std::string> check_target(TableChecker& c, const toml::node& node) {
   const toml::table* t = node.as_table();
   if (t == nullptr) {
     c.wrong(node, "bench.target", "a table like { metric = \"val_accuracy\", value = 0.895 }");
@@ -233,7 +155,7 @@ std::vector<std::string> check_target(Checker& c, const toml::node& node) {
 // One override "key.path=value" of a variant, checked for its form and for keys the bench
 // owns; `at` (a node or a key) gives the position.
 template <class Position>
-void check_override(Checker& c, const Position& at, const std::string& dotted, const std::string& variant,
+void check_override(TableChecker& c, const Position& at, const std::string& dotted, const std::string& variant,
                     const std::string& given) {
   auto eq = given.find('=');
   std::string key = eq == std::string::npos ? "" : given.substr(0, eq);
@@ -249,7 +171,7 @@ void check_override(Checker& c, const Position& at, const std::string& dotted, c
 }
 
 // [variant.set]: nested tables become dotted keys ("optimizer.lr" = 3e-3 or optimizer.lr = 3e-3).
-void flatten_set(Checker& c, const toml::table& table, const std::string& prefix, const std::string& variant,
+void flatten_set(TableChecker& c, const toml::table& table, const std::string& prefix, const std::string& variant,
                  std::vector<std::string>& out) {
   for (const auto& [key, node] : table) {
     std::string dotted = prefix + std::string(key.str());
@@ -284,7 +206,7 @@ std::string name_label(const toml::node& node) {
 
 // grid = { "optimizer.lr" = [1e-3, 3e-3], phase = { warmup_steps = [10, 20] } }: nested
 // tables become dotted keys, as in [variant.set].
-void flatten_grid(Checker& c, const toml::table& table, const std::string& prefix, const std::string& variant,
+void flatten_grid(TableChecker& c, const toml::table& table, const std::string& prefix, const std::string& variant,
                   std::vector<GridAxis>& out) {
   for (const auto& [key, node] : table) {
     std::string dotted = prefix + std::string(key.str());
@@ -314,7 +236,7 @@ void flatten_grid(Checker& c, const toml::table& table, const std::string& prefi
 // <name>-<key><value>-...: each key's last part (its whole path when two keys share it)
 // and the value, e.g. adamw-lr0.001-weight_decay0.01; a string value stands alone
 // (hybrid-linear).
-std::vector<BenchVariant> expand_grid(Checker& c, const toml::node& grid_node, const BenchVariant& v) {
+std::vector<BenchVariant> expand_grid(TableChecker& c, const toml::node& grid_node, const BenchVariant& v) {
   std::vector<GridAxis> axes;
   flatten_grid(c, *grid_node.as_table(), "", v.name, axes);
   if (axes.empty()) {
@@ -351,7 +273,7 @@ std::vector<BenchVariant> expand_grid(Checker& c, const toml::node& grid_node, c
 }
 
 // A [[variant]], its grid expanded (one variant, or one per combination).
-std::vector<BenchVariant> check_variant(Checker& c, const Manifest& m, const toml::node& node) {
+std::vector<BenchVariant> check_variant(TableChecker& c, const Manifest& m, const toml::node& node) {
   const toml::table* t = node.as_table();
   if (t == nullptr) {
     c.wrong(node, "variant", "a table ([[variant]])");
@@ -407,7 +329,7 @@ bool is_bench_manifest(const std::string& path) {
 BenchManifest load_bench_manifest(const std::string& path, const std::vector<std::string>& overrides) {
   SplitOverrides split = split_overrides(overrides);
   Manifest m = Manifest::load(path, split.bench);
-  Checker c(m);
+  TableChecker c(m);
   const toml::table& root = m.table();
   c.known_keys(root, "the bench file", kTopLevel, "");
 
@@ -471,10 +393,7 @@ BenchManifest load_bench_manifest(const std::string& path, const std::vector<std
     b.baseline = *baseline;
   }
 
-  if (!c.errors().empty()) {
-    std::string head = c.errors().size() == 1 ? "" : std::to_string(c.errors().size()) + " problems in the bench manifest:\n  ";
-    throw BadInput(head + join(c.errors(), "\n  "));
-  }
+  c.throw_if_any("bench manifest");
   return b;
 }
 

@@ -24,6 +24,14 @@ std::string toml_value_text(const toml::node& node) {
   return s;
 }
 
+std::string toml_text(const toml::node& node) {
+  std::ostringstream os;
+  node.visit([&](auto&& v) {
+    os << toml::toml_formatter(v, toml::toml_formatter::default_flags & ~toml::format_flags::allow_literal_strings);
+  });
+  return os.str();
+}
+
 std::string join(const std::vector<std::string>& items, const std::string& sep) {
   std::string out;
   for (std::size_t i = 0; i < items.size(); ++i) out += (i ? sep : "") + items[i];

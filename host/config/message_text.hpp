@@ -15,6 +15,10 @@ std::string toml_type_name(const toml::node& node);
 // The node as TOML text, e.g. "linear" or [16, 32], cut to 60 characters.
 std::string toml_value_text(const toml::node& node);
 
+// The node as TOML text in full, strings in double quotes ("linear", never 'linear'): in
+// messages of the bench and tune manifests, and in the overrides they write for a run.
+std::string toml_text(const toml::node& node);
+
 // items joined with sep.
 std::string join(const std::vector<std::string>& items, const std::string& sep);
 

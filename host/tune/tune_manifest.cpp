@@ -1,7 +1,6 @@
 #include "tune/tune_manifest.hpp"
 
 #include <algorithm>
-#include <cctype>
 #include <tuple>
 #include <cmath>
 #include <cstdio>
@@ -12,6 +11,7 @@
 #include <boost/json.hpp>
 
 #include "config/message_text.hpp"
+#include "config/table_checker.hpp"
 
 namespace hpt::host {
 
@@ -31,14 +31,6 @@ const std::vector<std::string> kParamKeys = {"log_uniform", "uniform", "int", "c
 // Run keys each trial sets itself (its run directory is <runs_dir>/trials/<number>).
 const std::vector<std::string> kTuneOwnedKeys = {"run.name", "run.runs_dir", "run.resume"};
 
-std::string toml_text(const toml::node& node) {
-  std::ostringstream os;
-  node.visit([&](auto&& v) {
-    os << toml::toml_formatter(v, toml::toml_formatter::default_flags & ~toml::format_flags::allow_literal_strings);
-  });
-  return os.str();
-}
-
 // A float as TOML in the fewest digits that read back to the same double (as the bench
 // manifest writes them): 0.03, not 0.029999999999999999.
 std::string float_text(double v) {
@@ -56,86 +48,7 @@ std::string number_text(double v, bool integer) {
   return integer ? std::to_string(static_cast<std::int64_t>(v)) : float_text(v);
 }
 
-bool usable_as_directory_name(const std::string& s) {
-  if (s.empty() || s.front() == '.') return false;
-  return std::all_of(s.begin(), s.end(), [](char ch) {
-    return std::isalnum(static_cast<unsigned char>(ch)) || ch == '_' || ch == '-' || ch == '.';
-  });
-}
-
-// Collects every problem of a tune file, each with its position (as the bench manifest's).
-class Checker {
- public:
-  explicit Checker(const Manifest& m) : m_(m) {}
-
-  template <class Node>
-  void error(const Node& at, const std::string& dotted, const std::string& text) {
-    errors_.push_back(m_.where(at.source(), dotted) + ": " + text);
-  }
-  void error(const std::string& text) { errors_.push_back(m_.path() + ": " + text); }
-  const std::vector<std::string>& errors() const { return errors_; }
-
-  void known_keys(const toml::table& table, const std::string& section, const std::vector<std::string>& allowed,
-                  const std::string& prefix) {
-    for (const auto& [key, node] : table) {
-      std::string k(key.str());
-      if (std::find(allowed.begin(), allowed.end(), k) != allowed.end()) continue;
-      std::string near = closest_name(k, allowed);
-      error(key, prefix.empty() ? k : prefix + "." + k,
-            "unknown key '" + k + "' in " + section + (near.empty() ? "" : "; did you mean '" + near + "'?") + " (" +
-                section + " accepts: " + join(allowed, ", ") + ")");
-    }
-  }
-
-  const toml::node* required(const toml::table& table, const std::string& section, const std::string& key,
-                             const std::string& example) {
-    const toml::node* node = table.get(key);
-    if (node == nullptr) error(table, section, section + " needs '" + key + " = " + example + "'");
-    return node;
-  }
-
-  std::optional<std::string> string(const toml::node& node, const std::string& dotted) {
-    if (auto v = node.value_exact<std::string>()) return *v;
-    wrong(node, dotted, "a string");
-    return std::nullopt;
-  }
-
-  std::optional<std::string> one_of(const toml::node& node, const std::string& dotted,
-                                    const std::vector<std::string>& allowed) {
-    auto v = string(node, dotted);
-    if (!v) return v;
-    if (std::find(allowed.begin(), allowed.end(), *v) != allowed.end()) return v;
-    std::string near = closest_name(*v, allowed);
-    error(node, dotted, "'" + dotted + "' must be one of " + join(allowed, ", ") + ", got " + toml_text(node) +
-                            (near.empty() ? "" : "; did you mean \"" + near + "\"?"));
-    return std::nullopt;
-  }
-
-  std::optional<std::int64_t> integer(const toml::node& node, const std::string& dotted, std::int64_t min) {
-    auto v = node.value_exact<std::int64_t>();
-    if (!v || *v < min) {
-      wrong(node, dotted, "an integer >= " + std::to_string(min));
-      return std::nullopt;
-    }
-    return v;
-  }
-
-  std::optional<bool> boolean(const toml::node& node, const std::string& dotted) {
-    if (auto v = node.value_exact<bool>()) return *v;
-    wrong(node, dotted, "true or false");
-    return std::nullopt;
-  }
-
-  void wrong(const toml::node& node, const std::string& dotted, const std::string& expected) {
-    error(node, dotted, "'" + dotted + "' must be " + expected + ", got " + toml_type_name(node) + " " + toml_text(node));
-  }
-
- private:
-  const Manifest& m_;
-  std::vector<std::string> errors_;
-};
-
-TuneObjective check_objective(Checker& c, const toml::node& node) {
+TuneObjective check_objective(TableChecker& c, const toml::node& node) {
   TuneObjective o;
   const toml::table* t = node.as_table();
   const std::string example = "{ metric = \"val_loss\", direction = \"minimize\" } or { time_to_target = true }";
@@ -161,7 +74,7 @@ TuneObjective check_objective(Checker& c, const toml::node& node) {
   return o;
 }
 
-TunePruner check_pruner(Checker& c, const toml::node& node) {
+TunePruner check_pruner(TableChecker& c, const toml::node& node) {
   TunePruner p;
   if (node.is_string()) {
     if (auto v = c.one_of(node, "tune.pruner", kPruners)) p.name = *v;
@@ -189,7 +102,7 @@ TunePruner check_pruner(Checker& c, const toml::node& node) {
 }
 
 // A choice value (or a `when` value): a string, integer, float or boolean, as TOML and JSON.
-std::optional<TuneParam::Choice> scalar(Checker& c, const toml::node& node, const std::string& dotted) {
+std::optional<TuneParam::Choice> scalar(TableChecker& c, const toml::node& node, const std::string& dotted) {
   TuneParam::Choice ch;
   if (auto s = node.value_exact<std::string>()) {
     ch.toml = toml_text(node);
@@ -212,7 +125,7 @@ std::optional<TuneParam::Choice> scalar(Checker& c, const toml::node& node, cons
 }
 
 // [low, high] of a range: two numbers (integers for `int`), low < high.
-std::optional<std::pair<double, double>> range(Checker& c, const toml::node& node, const std::string& dotted,
+std::optional<std::pair<double, double>> range(TableChecker& c, const toml::node& node, const std::string& dotted,
                                                bool integer) {
   const toml::array* a = node.as_array();
   const std::string example = integer ? "[16, 256]" : "[1e-4, 1e-1]";
@@ -240,7 +153,7 @@ std::optional<std::pair<double, double>> range(Checker& c, const toml::node& nod
   return std::make_pair(v[0], v[1]);
 }
 
-std::optional<TuneParam> check_param(Checker& c, const Manifest& m, const std::string& name, const toml::table& t) {
+std::optional<TuneParam> check_param(TableChecker& c, const Manifest& m, const std::string& name, const toml::table& t) {
   const std::string dotted = "space.\"" + name + "\"";
   TuneParam p;
   p.name = name;
@@ -331,7 +244,7 @@ std::optional<TuneParam> check_param(Checker& c, const Manifest& m, const std::s
 
 // [space]: "optimizer.lr" = { ... } or optimizer = { lr = { ... } } (a table without a
 // kind key is a level of the key's path).
-void collect_space(Checker& c, const Manifest& m, const toml::table& table, const std::string& prefix,
+void collect_space(TableChecker& c, const Manifest& m, const toml::table& table, const std::string& prefix,
                    std::vector<std::pair<toml::source_position, TuneParam>>& out) {
   for (const auto& [key, node] : table) {
     std::string name = prefix + std::string(key.str());
@@ -354,7 +267,7 @@ void collect_space(Checker& c, const Manifest& m, const toml::table& table, cons
 
 // The parameters in the file's order, each after the parameters its `when` names (which
 // must be choice parameters with that value among their choices).
-std::vector<TuneParam> order_params(Checker& c, std::vector<std::pair<toml::source_position, TuneParam>> found) {
+std::vector<TuneParam> order_params(TableChecker& c, std::vector<std::pair<toml::source_position, TuneParam>> found) {
   std::sort(found.begin(), found.end(), [](const auto& a, const auto& b) {
     return std::tie(a.first.line, a.first.column) < std::tie(b.first.line, b.first.column);
   });
@@ -411,7 +324,7 @@ std::vector<TuneParam> order_params(Checker& c, std::vector<std::pair<toml::sour
 
 // Every bound and every choice of each parameter, applied to the base as an override
 // (with the conditions that make it apply), must give a manifest `hpt validate` accepts.
-void check_against_base(Checker& c, const TuneManifest& t) {
+void check_against_base(TableChecker& c, const TuneManifest& t) {
   Manifest base = Manifest::load(t.base, t.run_overrides);
   PluginLoader loader(PluginLoader::default_dirs(plugin_dirs_of(base)));
   for (const auto& p : t.params) {
@@ -454,7 +367,7 @@ TuneManifest load_tune_manifest(const std::string& path, const std::vector<std::
       throw BadInput("override '" + o + "' is not of the form key.path=value (e.g. tune.trials=50)");
   }
   Manifest m = Manifest::load(path, overrides);
-  Checker c(m);
+  TableChecker c(m);
   const toml::table& root = m.table();
   c.known_keys(root, "the tune file", kTopLevel, "");
   TuneManifest t;
@@ -469,13 +382,8 @@ TuneManifest load_tune_manifest(const std::string& path, const std::vector<std::
   const toml::node* base_node = nullptr;
   if (tune) {
     c.known_keys(*tune, "[tune]", kTuneKeys, "tune");
-    if (const toml::node* n = tune->get("name")) {
-      auto v = c.string(*n, "tune.name");
-      if (v && !usable_as_directory_name(*v))
-        c.error(*n, "tune.name", "'tune.name' must be a name made of letters, digits, '_', '-' and '.' (not starting with '.'), got " + toml_text(*n));
-      else if (v)
-        t.name = *v;
-    }
+    if (const toml::node* n = tune->get("name"))
+      if (auto v = c.name(*n, "tune.name")) t.name = *v;
     if ((base_node = c.required(*tune, "[tune]", "base", "\"<run manifest, relative to this file>\""))) {
       if (auto v = c.string(*base_node, "tune.base")) {
         fs::path p(*v);
@@ -567,10 +475,7 @@ TuneManifest load_tune_manifest(const std::string& path, const std::vector<std::
     }
     if (c.errors().empty()) check_against_base(c, t);
   }
-  if (!c.errors().empty()) {
-    std::string head = c.errors().size() == 1 ? "" : std::to_string(c.errors().size()) + " problems in the tune manifest:\n  ";
-    throw BadInput(head + join(c.errors(), "\n  "));
-  }
+  c.throw_if_any("tune manifest");
   return t;
 }
 
