@@ -2,7 +2,8 @@
 // overrides, grid variants, `hpt validate` on a bench manifest, the live progress line,
 // a tiny real suite on the synthetic task (interleaved order, the three outputs, resuming
 // skips finished runs, "not run" in a report-only report), the speedup and budget-rule
-// arithmetic and its headline, and the HTML report rendered by headless Chromium.
+// arithmetic and its headline, the pairwise speedups (every variant against every other)
+// in the three outputs, and the HTML report rendered by headless Chromium.
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -591,6 +592,114 @@ TEST(BenchReport, TheHeadlineSaysFasterOrSlowerAndOverHowManySeeds) {
             "no seed where both it and base ran to the end");
 }
 
+// Three variants at four seeds: a and b both finish at seeds 0 and 1 (b 2x and 4x faster
+// in time, 3x and 2x fewer backward passes); at seed 2 b did not finish; at seed 3 only a
+// and c ran (c 3x faster, 9x fewer backward passes).
+std::vector<hpt::host::RunRecord> pairwise_runs() {
+  hpt::host::RunRecord b_unfinished = record("b", 2, summary(1.0, 1.0, 10, 100, 5));
+  b_unfinished.finished = false;  // its figures would make a ratio if they counted
+  return {
+      record("a", 0, summary(8.0, 8.0, 80, 100, 60)),  record("b", 0, summary(4.0, 4.0, 40, 100, 20)),
+      record("a", 1, summary(std::nullopt, 10.0, 100, 100, 50)),  // missed: 20 s, 100 backward passes
+      record("b", 1, summary(5.0, 5.0, 50, 100, 50)),  record("a", 2, summary(7.0, 7.0, 70, 100, 70)),
+      b_unfinished,                                    record("a", 3, summary(9.0, 9.0, 90, 100, 90)),
+      record("c", 3, summary(3.0, 3.0, 30, 100, 10)),
+  };
+}
+
+TEST(BenchScore, PairwiseSpeedupsAreTakenSeedBySeedForEveryOrderedPair) {
+  using hpt::host::TargetMeasure;
+  auto runs = pairwise_runs();
+  EXPECT_EQ(hpt::host::pair_ratios(runs, "b", "a", TargetMeasure::Seconds), (std::vector<double>{2.0, 4.0}));
+  EXPECT_EQ(hpt::host::pair_ratios(runs, "a", "b", TargetMeasure::Seconds), (std::vector<double>{0.5, 0.25}));
+  EXPECT_EQ(hpt::host::pair_ratios(runs, "b", "a", TargetMeasure::BackwardPasses), (std::vector<double>{3.0, 2.0}));
+  // speedups() against a baseline is the same ratio.
+  EXPECT_EQ(hpt::host::speedups(runs, "a", "b"), hpt::host::pair_ratios(runs, "b", "a", TargetMeasure::Seconds));
+
+  auto time = hpt::host::pairwise_speedups(runs, {"a", "b", "c"}, TargetMeasure::Seconds);
+  std::vector<std::pair<std::string, std::string>> order;
+  for (const auto& p : time) order.emplace_back(p.variant, p.against);
+  EXPECT_EQ(order, (std::vector<std::pair<std::string, std::string>>{
+                       {"a", "b"}, {"a", "c"}, {"b", "a"}, {"b", "c"}, {"c", "a"}, {"c", "b"}}));
+  const auto& b_vs_a = time[2].ratio;
+  EXPECT_EQ(b_vs_a.count, 2u);
+  EXPECT_DOUBLE_EQ(b_vs_a.median, 3.0);
+  EXPECT_DOUBLE_EQ(b_vs_a.min, 2.0);
+  EXPECT_DOUBLE_EQ(b_vs_a.max, 4.0);
+  const auto& a_vs_b = time[0].ratio;
+  EXPECT_EQ(a_vs_b.count, 2u);
+  EXPECT_DOUBLE_EQ(a_vs_b.median, 0.375);
+  EXPECT_DOUBLE_EQ(a_vs_b.min, 0.25);
+  EXPECT_DOUBLE_EQ(a_vs_b.max, 0.5);
+  EXPECT_EQ(time[4].ratio.count, 1u);  // c vs a: seed 3 only
+  EXPECT_DOUBLE_EQ(time[4].ratio.median, 3.0);
+  EXPECT_EQ(time[3].ratio.count, 0u);  // b and c never both finished at a seed
+  EXPECT_EQ(time[5].ratio.count, 0u);
+
+  auto backward = hpt::host::pairwise_speedups(runs, {"a", "b", "c"}, TargetMeasure::BackwardPasses);
+  ASSERT_EQ(backward.size(), 6u);
+  EXPECT_EQ(backward[2].ratio.count, 2u);
+  EXPECT_DOUBLE_EQ(backward[2].ratio.median, 2.5);
+  EXPECT_DOUBLE_EQ(backward[2].ratio.min, 2.0);
+  EXPECT_DOUBLE_EQ(backward[2].ratio.max, 3.0);
+  EXPECT_DOUBLE_EQ(backward[4].ratio.median, 9.0);
+}
+
+TEST(BenchReport, SpeedupsRunByRunAreAMatrixInEveryOutput) {
+  using hpt::host::TargetMeasure;
+  hpt::host::BenchResults r;
+  r.name = "pairs";
+  r.baseline = "a";
+  r.variants = {"a", "b", "c"};
+  r.overrides = {{}, {}, {}};
+  r.seeds = {0, 1, 2, 3};
+  r.target.metric = "val_loss";
+  r.runs = pairwise_runs();
+  for (const auto& v : r.variants) r.stats.push_back(hpt::host::variant_stats(r.runs, v, r.baseline, "val_loss"));
+  r.pairwise_seconds = hpt::host::pairwise_speedups(r.runs, r.variants, TargetMeasure::Seconds);
+  r.pairwise_backward_passes = hpt::host::pairwise_speedups(r.runs, r.variants, TargetMeasure::BackwardPasses);
+
+  std::string md = hpt::host::report_markdown(r);
+  std::size_t section = md.find("## Speedups run by run\n");
+  ASSERT_NE(section, std::string::npos) << md;
+  std::string text = md.substr(section, md.find("\n## ", section + 1) - section);
+  EXPECT_THAT(text, HasSubstr("a cell is the column variant's training time to target over the row variant's, seed by seed"));
+  EXPECT_THAT(text, HasSubstr("above 1, the row variant is faster"));
+  // Time to target, then backward passes: the same header, each its own numbers.
+  const std::string header = "| variant | vs a | vs b | vs c |\n| --- | ---: | ---: | ---: |\n";
+  std::size_t time_table = text.find(header), backward_table = text.find(header, time_table + 1);
+  ASSERT_NE(time_table, std::string::npos) << text;
+  ASSERT_NE(backward_table, std::string::npos) << text;
+  std::string time = text.substr(time_table, backward_table - time_table), backward = text.substr(backward_table);
+  EXPECT_THAT(time, HasSubstr("| b | 3.00x (2.00-4.00) | - | - |\n"));
+  EXPECT_THAT(time, HasSubstr("| c | 3.00x | - | - |\n"));  // one seed: no range
+  EXPECT_THAT(time, HasSubstr("| a | - | 0.38x (0.25-0.50) | 0.33x |\n"));
+  EXPECT_THAT(backward, HasSubstr("| b | 2.50x (2.00-3.00) | - | - |\n"));
+  EXPECT_THAT(backward, HasSubstr("| c | 9.00x | - | - |\n"));
+  EXPECT_THAT(text, HasSubstr("backward passes to target"));
+
+  std::string html = hpt::host::report_html(r);
+  EXPECT_THAT(html, HasSubstr("<h2>Speedups run by run</h2>"));
+  EXPECT_THAT(html, HasSubstr("<tr><th>variant</th><th>vs a</th><th>vs b</th><th>vs c</th></tr>"));
+  EXPECT_THAT(html, HasSubstr("<tr><td>b</td><td>3.00x (2.00-4.00)</td><td>-</td><td>-</td></tr>"));
+  EXPECT_THAT(html, HasSubstr("<tr><td>b</td><td>2.50x (2.00-3.00)</td><td>-</td><td>-</td></tr>"));
+
+  auto json = hpt::host::results_json(r);
+  const auto& pairs = json["pairwise_speedups"].as_array();
+  ASSERT_EQ(pairs.size(), 6u);
+  const auto& b_vs_a = pairs[2].as_object();
+  EXPECT_EQ(b_vs_a.at("variant").as_string(), "b");
+  EXPECT_EQ(b_vs_a.at("against").as_string(), "a");
+  EXPECT_EQ(b_vs_a.at("count").to_number<std::int64_t>(), 2);
+  EXPECT_DOUBLE_EQ(b_vs_a.at("median").as_double(), 3.0);
+  EXPECT_DOUBLE_EQ(b_vs_a.at("min").as_double(), 2.0);
+  EXPECT_DOUBLE_EQ(b_vs_a.at("max").as_double(), 4.0);
+  const auto& b_vs_c = pairs[3].as_object();  // no seed with both: a count and nothing else
+  EXPECT_EQ(b_vs_c.at("count").to_number<std::int64_t>(), 0);
+  EXPECT_FALSE(b_vs_c.contains("median"));
+  EXPECT_DOUBLE_EQ(json["pairwise_backward_passes"].as_array()[2].at("median").as_double(), 2.5);
+}
+
 TEST(BenchScore, MedianOfAnEvenCountIsTheMeanOfTheMiddleTwo) {
   EXPECT_DOUBLE_EQ(hpt::host::spread({3, 1, 2}).median, 2);
   EXPECT_DOUBLE_EQ(hpt::host::spread({4, 1, 3, 2}).median, 2.5);
@@ -749,6 +858,16 @@ TEST_F(TinySuite, WritesTheThreeReports) {
   EXPECT_THAT(md, HasSubstr("1 (baseline)"));
   EXPECT_THAT(md, HasSubstr("- machine: "));
   EXPECT_THAT(md, HasSubstr("- command: `hpt bench " + bench_ + "`"));
+  // Both variants against each other, from the runs read back (2 seeds each).
+  EXPECT_THAT(md, HasSubstr("## Speedups run by run"));
+  EXPECT_THAT(md, HasSubstr("| variant | vs full | vs hybrid |"));
+  for (const char* key : {"pairwise_speedups", "pairwise_backward_passes"}) {
+    const auto& pairs = res[key].as_array();
+    ASSERT_EQ(pairs.size(), 2u) << key;
+    EXPECT_EQ(pairs[0].at("variant").as_string(), "full");
+    EXPECT_EQ(pairs[0].at("against").as_string(), "hybrid");
+    EXPECT_EQ(pairs[0].at("count").to_number<std::int64_t>(), 2) << key;
+  }
   std::string html = read_file(out_dir_ + "/report.html");
   EXPECT_EQ(std::count(html.begin(), html.end(), '\0'), 0);
   EXPECT_EQ(html.find("<script"), std::string::npos);

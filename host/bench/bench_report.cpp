@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <functional>
 #include <iomanip>
@@ -291,6 +292,43 @@ std::vector<std::vector<std::string>> run_table(const BenchResults& r) {
   return rows;
 }
 
+// A pairwise cell: "1.23x (1.10-1.40)" (median, then min-max over seeds), "1.23x" for
+// one seed, "-" for none.
+std::string ratio_cell(const Spread& s) {
+  if (s.count == 0) return "-";
+  auto ratio = [](double v) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.2f", v);
+    return std::string(buf);
+  };
+  if (s.count == 1 || s.min == s.max) return ratio(s.median) + "x";
+  return ratio(s.median) + "x (" + ratio(s.min) + "-" + ratio(s.max) + ")";
+}
+
+// The pairwise matrix as rows of cells (header first): a row per variant, a column per
+// variant ("vs <name>"), "-" on the diagonal.
+std::vector<std::vector<std::string>> pairwise_table(const BenchResults& r, const std::vector<PairwiseSpeedup>& pairs) {
+  std::vector<std::vector<std::string>> rows = {{"variant"}};
+  for (const auto& v : r.variants) rows[0].push_back("vs " + v);
+  for (const auto& row : r.variants) {
+    rows.push_back({row});
+    for (const auto& column : r.variants) {
+      auto p = std::find_if(pairs.begin(), pairs.end(),
+                            [&](const PairwiseSpeedup& x) { return x.variant == row && x.against == column; });
+      rows.back().push_back(p == pairs.end() ? "-" : ratio_cell(p->ratio));
+    }
+  }
+  return rows;
+}
+
+const char* kPairwiseSecondsText =
+    "Every variant against every other: a cell is the column variant's training time to target over the row "
+    "variant's, seed by seed where both finished (a miss counts by the budget rule), then median (min-max) over "
+    "those seeds; above 1, the row variant is faster. \"-\": the same variant, or no seed where both finished.";
+const char* kPairwiseBackwardText =
+    "The same in backward passes to target, the measure that does not depend on the hardware (a hybrid's "
+    "predicted steps need none); above 1, the row variant needs fewer.";
+
 std::string markdown_table(const std::vector<std::vector<std::string>>& rows) {
   std::ostringstream os;
   for (std::size_t i = 0; i < rows.size(); ++i) {
@@ -397,6 +435,8 @@ BenchResults collect_results(const BenchManifest& bench, const std::vector<Plann
   }
   for (const auto& v : r.variants)
     r.stats.push_back(variant_stats(r.runs, v, r.baseline, r.target.metric, r.target.min_steps));
+  r.pairwise_seconds = pairwise_speedups(r.runs, r.variants, TargetMeasure::Seconds);
+  r.pairwise_backward_passes = pairwise_speedups(r.runs, r.variants, TargetMeasure::BackwardPasses);
   return r;
 }
 
@@ -414,6 +454,9 @@ std::string report_markdown(const BenchResults& r) {
   if (!headlines(r).empty()) os << "\n";
   os << "Median (min–max) over seeds.\n\n" << markdown_table(variant_table(r)) << "\n";
   os << budget_rule_text(r) << "\n\n";
+  os << "## Speedups run by run\n\n" << kPairwiseSecondsText << "\n\n"
+     << markdown_table(pairwise_table(r, r.pairwise_seconds)) << "\n"
+     << kPairwiseBackwardText << "\n\n" << markdown_table(pairwise_table(r, r.pairwise_backward_passes)) << "\n";
   os << "## Variants\n\n";
   for (std::size_t i = 0; i < r.variants.size(); ++i) {
     os << "- " << r.variants[i] << ":";
@@ -501,6 +544,9 @@ std::string report_html(const BenchResults& r) {
          "below: roll-backs (the predicted steps before them were discarded).");
   os << "<h2>Per variant</h2>\n<p class=\"meta\">Median (min–max) over seeds.</p>\n" << html_table(variant_table(r));
   os << "<p class=\"meta\">" << xml_escape(budget_rule_text(r)) << "</p>\n";
+  os << "<h2>Speedups run by run</h2>\n<p class=\"meta\">" << xml_escape(kPairwiseSecondsText) << "</p>\n"
+     << html_table(pairwise_table(r, r.pairwise_seconds)) << "<p class=\"meta\">" << xml_escape(kPairwiseBackwardText)
+     << "</p>\n" << html_table(pairwise_table(r, r.pairwise_backward_passes));
   std::string failed = failed_runs_text(r);
   if (!failed.empty()) os << "<h2>Runs that did not finish</h2>\n<pre>" << xml_escape(failed) << "</pre>\n";
   os << "<h2>Every run, in the order they ran</h2>\n" << html_table(run_table(r));

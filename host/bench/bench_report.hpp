@@ -18,11 +18,12 @@ BenchResults collect_results(const BenchManifest& bench, const std::vector<Plann
 
 // report.md: per variant, median (min-max) over seeds of time, steps and backward
 // passes to target, final metric, predicted fraction, roll-backs and speedup against
-// the baseline; then every run; with the date, the machine and the command.
+// the baseline; "Speedups run by run": every variant against every other, in time and in
+// backward passes to target; then every run; with the date, the machine and the command.
 std::string report_markdown(const BenchResults& results);
 
 // report.html: a headline per variant ("1.84x faster than baseline (median of 5 seeds)"),
-// the same table and these plots: (a) time-to-target bars with min-max whiskers and a
+// the same tables and these plots: (a) time-to-target bars with min-max whiskers and a
 // dot per seed; the target metric against training time; validation loss, training
 // loss, learning rate and gradient norm against step (each: one thin line per seed, the
 // min-max band over seeds and the median); the phase timeline of every run.

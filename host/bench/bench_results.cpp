@@ -112,6 +112,39 @@ boost::json::object spread_json(const Spread& s) {
   return o;
 }
 
+boost::json::array pairwise_json(const std::vector<PairwiseSpeedup>& pairs) {
+  boost::json::array a;
+  for (const auto& p : pairs) {
+    boost::json::object o{{"variant", p.variant}, {"against", p.against}};
+    for (const auto& [key, value] : spread_json(p.ratio)) o[key] = value;
+    a.push_back(std::move(o));
+  }
+  return a;
+}
+
+double figure_of(const TargetScore& s, TargetMeasure measure) {
+  return measure == TargetMeasure::Seconds ? s.seconds : s.backward_passes;
+}
+
+// The variant's figure to target at each seed where its run finished, budget rule applied.
+std::map<std::int64_t, double> figures_by_seed(const std::vector<RunRecord>& runs, const std::string& variant,
+                                               TargetMeasure measure) {
+  std::map<std::int64_t, double> out;
+  for (const auto& r : runs)
+    if (r.variant == variant && r.finished) out[r.seed] = figure_of(score_run(r.summary), measure);
+  return out;
+}
+
+// theirs / mine at each seed both have, mine above 0 (a run with no figure is no ratio).
+std::vector<double> seed_ratios(const std::map<std::int64_t, double>& mine, const std::map<std::int64_t, double>& theirs) {
+  std::vector<double> out;
+  for (const auto& [seed, m] : mine) {
+    auto t = theirs.find(seed);
+    if (t != theirs.end() && m > 0.0) out.push_back(t->second / m);
+  }
+  return out;
+}
+
 boost::json::array points_json(const std::vector<CurvePoint>& points) {
   boost::json::array a;
   for (const auto& p : points) a.push_back(boost::json::array{p.x, p.y});
@@ -181,18 +214,24 @@ Spread spread(std::vector<double> values) {
   return s;
 }
 
+std::vector<double> pair_ratios(const std::vector<RunRecord>& runs, const std::string& variant,
+                                const std::string& against, TargetMeasure measure) {
+  return seed_ratios(figures_by_seed(runs, variant, measure), figures_by_seed(runs, against, measure));
+}
+
 std::vector<double> speedups(const std::vector<RunRecord>& runs, const std::string& baseline,
                              const std::string& variant) {
-  std::map<std::int64_t, double> base_seconds;
-  for (const auto& r : runs)
-    if (r.variant == baseline && r.finished) base_seconds[r.seed] = score_run(r.summary).seconds;
-  std::vector<double> out;
-  for (const auto& r : runs) {
-    if (r.variant != variant || !r.finished) continue;
-    auto b = base_seconds.find(r.seed);
-    double mine = score_run(r.summary).seconds;
-    if (b != base_seconds.end() && mine > 0.0) out.push_back(b->second / mine);
-  }
+  return pair_ratios(runs, variant, baseline, TargetMeasure::Seconds);
+}
+
+std::vector<PairwiseSpeedup> pairwise_speedups(const std::vector<RunRecord>& runs,
+                                               const std::vector<std::string>& variants, TargetMeasure measure) {
+  std::vector<std::map<std::int64_t, double>> figures;  // read once per variant, not once per pair
+  for (const auto& v : variants) figures.push_back(figures_by_seed(runs, v, measure));
+  std::vector<PairwiseSpeedup> out;
+  for (std::size_t i = 0; i < variants.size(); ++i)
+    for (std::size_t j = 0; j < variants.size(); ++j)
+      if (i != j) out.push_back({variants[i], variants[j], spread(seed_ratios(figures[i], figures[j]))});
   return out;
 }
 
@@ -336,6 +375,8 @@ boost::json::object results_json(const BenchResults& res) {
                      {"speedup", spread_json(v.speedup)}});
   }
   o["variants"] = stats;
+  o["pairwise_speedups"] = pairwise_json(res.pairwise_seconds);
+  o["pairwise_backward_passes"] = pairwise_json(res.pairwise_backward_passes);
   return o;
 }
 

@@ -77,10 +77,32 @@ struct Spread {
 };
 Spread spread(std::vector<double> values);
 
+// What two variants are compared on, run by run: training time or backward passes to the
+// target (the hardware-free measure for a hybrid, whose predicted steps need none).
+enum class TargetMeasure { Seconds, BackwardPasses };
+
+// The ordered pair (variant, against): `against`'s figure to target over `variant`'s, seed
+// by seed (in seed order) for every seed where both finished, the budget rule applied to
+// both: above 1, `variant` is faster (needs fewer backward passes).
+std::vector<double> pair_ratios(const std::vector<RunRecord>& runs, const std::string& variant,
+                                const std::string& against, TargetMeasure measure);
+
 // Baseline time to target over the variant's, seed by seed, for every seed where both
 // finished (budget rule applied to both): above 1, the variant is faster.
 std::vector<double> speedups(const std::vector<RunRecord>& runs, const std::string& baseline,
                              const std::string& variant);
+
+// One cell of the pairwise matrix: pair_ratios(variant, against) over the seeds.
+struct PairwiseSpeedup {
+  std::string variant;
+  std::string against;
+  Spread ratio;
+};
+
+// Every ordered pair of two different variants, row by row in the order of `variants`:
+// (a, b), (a, c), (b, a), (b, c), ...
+std::vector<PairwiseSpeedup> pairwise_speedups(const std::vector<RunRecord>& runs,
+                                               const std::vector<std::string>& variants, TargetMeasure measure);
 
 struct VariantStats {
   std::string name;
@@ -126,9 +148,12 @@ struct BenchResults {
   MachineInfo machine;
   std::vector<RunRecord> runs;                        // in run order
   std::vector<VariantStats> stats;                    // per variant
+  std::vector<PairwiseSpeedup> pairwise_seconds;      // every variant against every other, in time to target
+  std::vector<PairwiseSpeedup> pairwise_backward_passes;  // the same in backward passes to target
 };
 
-// results.json: the suite, the machine, every run's raw figures and curves, the stats.
+// results.json: the suite, the machine, every run's raw figures and curves, the stats, the
+// pairwise speedups ("pairwise_speedups" in time, "pairwise_backward_passes").
 boost::json::object results_json(const BenchResults& results);
 
 }  // namespace hpt::host
