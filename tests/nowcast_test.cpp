@@ -131,6 +131,12 @@ TEST(NowcastTrain, LearnsFromRecordedTrajectoriesAndBeatsStaying) {
   EXPECT_EQ(net->shape().window, 10);
   EXPECT_EQ(net->shape().ahead, 4);
 
+  // --stride 2: every second snapshot, windows of 20 steps.
+  auto strided = run_tool(a + " " + b + " -o " + dir.path() + "/strided.pt --context 2 --ahead 2 --epochs 1 --stride 2");
+  ASSERT_EQ(strided.first, 0) << strided.second;
+  EXPECT_THAT(strided.second, HasSubstr("window 20 steps"));
+  EXPECT_EQ(hpt::nowcast::load_nowcaster(dir.path() + "/strided.pt")->shape().window, 20);
+
   auto bad = run_tool(dir.path() + " -o " + dir.path() + "/x.pt");
   EXPECT_EQ(bad.first, 2);
   EXPECT_THAT(bad.second, HasSubstr("no trajectory/ folder"));
@@ -171,6 +177,46 @@ TEST(NowcastDynamics, ConfidentWithAFullContextAndForecastsTheNetsChangeOverTheJ
   EXPECT_TRUE(torch::allclose(f.direction[0] * 12.0, change, 1e-5, 1e-7));
   EXPECT_EQ(model->confidence(), 0.0);  // it starts collecting afresh
   EXPECT_EQ(model->forecast(12).confidence, 0.0);
+}
+
+// average_decay: the jump starts from the exponential moving average of the weights
+// (the offset is that average minus the weights), computed here from the weights.
+TEST(NowcastDynamics, AJumpStartsFromTheWeightAverageWithAverageDecay) {
+  TempDir dir;
+  hpt::nowcast::NowcastNet net(hpt::nowcast::NowcastShape{2, 3, 2, 8});
+  const std::string path = dir.path() + "/model.pt";
+  hpt::nowcast::save_nowcaster(net, path);
+  auto model = hpt::test::make_plugin<hpt::DynamicsModel>(hpt::PluginKind::DynamicsModel, "nowcast",
+                                                          {{"model", path}, {"average_decay", 0.9}});
+  hpt::ParameterLayout layout;
+  layout.names = {"w"};
+  layout.shapes = {{2}};
+  layout.group_names = {"w"};
+  layout.groups = {{0}};
+  layout.group_of = {0};
+  model->bind(layout);
+  torch::Tensor w = torch::tensor({1.0, -1.0}), average = w.clone();
+  for (int s = 1; s <= 4; ++s) {
+    hpt::StepRecord r;
+    r.step = s;
+    r.update = {torch::tensor({0.3 * s, 0.1 - 0.05 * s * s})};
+    w = w + r.update[0];
+    average = 0.9 * average + 0.1 * w;
+    model->observe(r);
+  }
+  hpt::Forecast f = model->forecast(6);
+  ASSERT_EQ(f.offset.size(), 1u);
+  EXPECT_TRUE(torch::allclose(f.offset[0], average - w, 1e-5, 1e-7)) << f.offset[0] << (average - w);
+  // Without it, a jump starts from the weights.
+  auto plain = hpt::test::make_plugin<hpt::DynamicsModel>(hpt::PluginKind::DynamicsModel, "nowcast", {{"model", path}});
+  plain->bind(layout);
+  for (int s = 1; s <= 4; ++s) {
+    hpt::StepRecord r;
+    r.step = s;
+    r.update = {torch::ones({2})};
+    plain->observe(r);
+  }
+  EXPECT_TRUE(plain->forecast(6).offset.empty());
 }
 
 TEST(NowcastDynamics, AHybridRunWithATrainedNowcasterPredictsSteps) {

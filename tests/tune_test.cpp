@@ -244,12 +244,18 @@ TEST(Tune, SearchesTheLearningRatePrunesAndResumes) {
     }
   EXPECT_GT(best_lr, kGoodLrLow) << r.output;
   EXPECT_LT(best_lr, kGoodLrHigh) << r.output;
-  // A pruned trial stopped before the budget: its run was cut short by SIGTERM.
+  // A pruned trial's reports stop at the pruner's decision, and its run gets SIGTERM: it
+  // stops cleanly ("interrupted", before the budget), or, when the whole run (a fraction of
+  // a second here) ended between the driver's polls before the signal landed, it completed.
   for (const auto& t : trials)
     if (t.at("state").as_string() == "PRUNED") {
       EXPECT_LT(t.at("intermediate").as_array().size(), 10u);
-      std::string summary = read_file(std::string(t.at("run_dir").as_string()) + "/summary.json");
-      EXPECT_THAT(summary, HasSubstr("\"interrupted\""));
+      auto summary = boost::json::parse(read_file(std::string(t.at("run_dir").as_string()) + "/summary.json")).as_object();
+      const std::string status(summary.at("status").as_string());
+      if (status == "interrupted")
+        EXPECT_LT(summary.at("steps").as_int64(), 2000);
+      else
+        EXPECT_EQ(status, "completed");
     }
   // best.toml: the base with the best lr, valid as it is.
   std::string best_toml = read_file(tune_dir + "/best.toml");

@@ -33,11 +33,15 @@ class NowcastDynamics : public hpt::DynamicsModel {
         hpt::option_path("model", "", "the nowcaster's model file (hpt-nowcast-train's output)"),
         hpt::option_int("window", 0, "real steps per window (0: the window the model was trained with)", 0),
         hpt::option_float("gain", 1.0, "multiplies the predicted change (1: as predicted)", 0.0),
+        hpt::option_float("average_decay", 0.0,
+                          "a jump starts from an exponential moving average of the weights with this "
+                          "decay per real step, the step-to-step noise averaged out (0: from the weights)",
+                          0.0, 0.9999),
     };
   }
 
   NowcastDynamics(const hpt::PluginContext& context, const hpt::Options& options)
-      : logger_(context.logger), gain_(options.get_float("gain")) {
+      : logger_(context.logger), gain_(options.get_float("gain")), average_decay_(options.get_float("average_decay")) {
     const std::string& path = options.get_string("model");
     if (path.empty())
       throw hpt::BadInput(std::string(kOwner) + ": option 'model' is required: a model file written by "
@@ -59,6 +63,12 @@ class NowcastDynamics : public hpt::DynamicsModel {
     torch::NoGradGuard no_grad;
     if (current_.empty())
       for (const auto& u : record.update) current_.push_back(torch::zeros_like(u));
+    if (average_decay_ > 0.0) {
+      // The average minus the weights: e' = d e + (1-d)(w+u) gives (e'-w') = d ((e-w) - u).
+      if (lag_.empty())
+        for (const auto& u : record.update) lag_.push_back(torch::zeros_like(u));
+      for (std::size_t p = 0; p < lag_.size(); ++p) lag_[p].sub_(record.update[p]).mul_(average_decay_);
+    }
     for (std::size_t p = 0; p < current_.size(); ++p) current_[p].add_(record.update[p]);
     if (++steps_in_window_ < window_) return;
     windows_.push_back(std::move(current_));
@@ -81,19 +91,21 @@ class NowcastDynamics : public hpt::DynamicsModel {
       for (const auto& w : windows_) deltas.push_back(w[p]);
       f.direction.push_back(hpt::nowcast::predict_change(net_, deltas).mul_(gain_ / static_cast<double>(steps)));
     }
+    if (!lag_.empty()) f.offset = std::move(lag_);
     const std::int64_t h = std::min(horizon, steps);
     f.scale.assign(static_cast<std::size_t>(h), std::vector<double>(layout_.groups.size(), 1.0));
     f.confidence = 1.0;
     // Start afresh: the next deltas are taken from wherever this phase leaves the weights.
     windows_.clear();
     current_.clear();
+    lag_.clear();
     steps_in_window_ = 0;
     return f;
   }
 
   std::int64_t planned_bytes(const hpt::ParameterLayout& layout) const override {
-    // context + 1 deltas of every parameter, float32 at most.
-    return (net_->shape().context + 1) * layout.elements() * 4;
+    // context + 1 deltas of every parameter (and the average's lag), float32 at most.
+    return (net_->shape().context + 1 + (average_decay_ > 0.0 ? 1 : 0)) * layout.elements() * 4;
   }
 
   void save(hpt::StateWriter& state) const override {
@@ -103,6 +115,8 @@ class NowcastDynamics : public hpt::DynamicsModel {
       for (std::size_t p = 0; p < windows_[w].size(); ++p)
         state.write("window_" + std::to_string(w) + "_" + std::to_string(p), windows_[w][p]);
     for (std::size_t p = 0; p < current_.size(); ++p) state.write("current_" + std::to_string(p), current_[p]);
+    state.write("lags", c10::IValue(static_cast<std::int64_t>(lag_.size())));
+    for (std::size_t p = 0; p < lag_.size(); ++p) state.write("lag_" + std::to_string(p), lag_[p]);
   }
 
   void load(torch::serialize::InputArchive& archive) override {
@@ -120,11 +134,17 @@ class NowcastDynamics : public hpt::DynamicsModel {
     if (steps_in_window_ > 0)
       for (std::size_t p = 0; p < parameters; ++p)
         current_.push_back(hpt::read_tensor(archive, "current_" + std::to_string(p), kOwner));
+    lag_.clear();
+    if (hpt::read_value(archive, "lags", kOwner).toInt() > 0)
+      for (std::size_t p = 0; p < parameters; ++p)
+        lag_.push_back(hpt::read_tensor(archive, "lag_" + std::to_string(p), kOwner));
   }
 
  private:
   std::shared_ptr<spdlog::logger> logger_;
   double gain_;
+  double average_decay_;
+  std::vector<torch::Tensor> lag_;                     // average_decay > 0: the weight average minus the weights
   hpt::nowcast::NowcastNet net_{nullptr};
   std::int64_t window_ = 0;
   hpt::ParameterLayout layout_;

@@ -108,11 +108,25 @@ void add_samples(const Trajectory& t, const NowcastShape& s, std::int64_t per_te
 
 double mse(const torch::Tensor& a, const torch::Tensor& b) { return (a - b).square().mean().item<double>(); }
 
+// Every `stride`-th snapshot from the first: windows `stride` times as long, so one
+// recording at a fine interval serves nets of several window lengths.
+void thin(Trajectory& t, std::int64_t stride) {
+  if (stride == 1) return;
+  std::vector<std::vector<torch::Tensor>> kept;
+  for (std::size_t i = 0; i < t.snapshots.size(); i += static_cast<std::size_t>(stride))
+    kept.push_back(std::move(t.snapshots[i]));
+  t.snapshots = std::move(kept);
+  t.window *= stride;
+}
+
 int train(const std::vector<std::string>& runs, const std::string& out, NowcastShape shape, int epochs,
-          std::int64_t batch, std::int64_t per_tensor, double lr, std::uint64_t seed) {
+          std::int64_t batch, std::int64_t per_tensor, double lr, std::uint64_t seed, std::int64_t stride) {
   torch::manual_seed(seed);
   std::vector<Trajectory> trajectories;
-  for (const auto& r : runs) trajectories.push_back(read_trajectory(r));
+  for (const auto& r : runs) {
+    trajectories.push_back(read_trajectory(r));
+    thin(trajectories.back(), stride);
+  }
   shape.window = trajectories[0].window;
   for (const auto& t : trajectories)
     if (t.window != shape.window)
@@ -186,6 +200,7 @@ int main(int argc, char** argv) {
   std::int64_t per_tensor = 4096;
   double lr = 1e-3;
   std::uint64_t seed = 0;
+  std::int64_t stride = 1;
   app.add_option("runs", runs, "run directories with a trajectory/ folder (run.record_trajectory); "
                                "the last is held out for validation when there are two or more")
       ->required();
@@ -199,13 +214,16 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 1 << 30));
   app.add_option("--lr", lr, "Adam's learning rate")->check(CLI::PositiveNumber);
   app.add_option("--seed", seed, "the sampling and initialisation seed");
+  app.add_option("--stride", stride,
+                 "use every this many-th recorded snapshot: windows this many times the recording interval")
+      ->check(CLI::Range(1, 1000));
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 2;
   }
   try {
-    return train(runs, out, shape, epochs, batch, per_tensor, lr, seed);
+    return train(runs, out, shape, epochs, batch, per_tensor, lr, seed, stride);
   } catch (const hpt::BadInput& e) {
     std::fprintf(stderr, "hpt-nowcast-train: error: %s\n", e.what());
     return 2;
