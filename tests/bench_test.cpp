@@ -700,6 +700,34 @@ TEST(BenchReport, SpeedupsRunByRunAreAMatrixInEveryOutput) {
   EXPECT_DOUBLE_EQ(json["pairwise_backward_passes"].as_array()[2].at("median").as_double(), 2.5);
 }
 
+// A variant with its own target_metric (an averaged baseline: avg.val_loss) is read on that
+// metric: its final value in the tables, named in the Variants list.
+TEST(BenchReport, AVariantsOwnTargetMetricIsTheOneItsFinalValueIsReadFrom) {
+  auto with_final = [](boost::json::object s, double raw, double averaged) {
+    s["final_metrics"] = boost::json::object{{"val_loss", raw}, {"avg.val_loss", averaged}};
+    return s;
+  };
+  hpt::host::BenchResults r;
+  r.name = "metrics";
+  r.baseline = "plain";
+  r.variants = {"plain", "ema"};
+  r.overrides = {{}, {"averaging.evaluate=\"average\""}};
+  r.seeds = {0};
+  r.target.metric = "val_loss";
+  r.runs = {record("plain", 0, with_final(summary(4.0, 4.0, 40, 100, 40), 0.125, 0.75)),
+            record("ema", 0, with_final(summary(2.0, 2.0, 20, 100, 20), 0.625, 0.375))};
+  r.stats.push_back(hpt::host::variant_stats(r.runs, "plain", r.baseline, "val_loss"));
+  r.stats.push_back(hpt::host::variant_stats(r.runs, "ema", r.baseline, "avg.val_loss"));
+  EXPECT_EQ(r.stats[1].metric, "avg.val_loss");
+  EXPECT_DOUBLE_EQ(r.stats[1].final_metric.median, 0.375);
+  EXPECT_DOUBLE_EQ(r.stats[0].final_metric.median, 0.125);
+  const std::string md = hpt::host::report_markdown(r);
+  EXPECT_THAT(md, HasSubstr("| final target metric |"));
+  EXPECT_THAT(md, HasSubstr("- ema: `averaging.evaluate=\"average\"`; target on avg.val_loss\n"));
+  EXPECT_THAT(md, HasSubstr("| 0.375 |"));   // ema's avg.val_loss, in both tables
+  EXPECT_THAT(md, ::testing::Not(HasSubstr("| 0.625 |")));  // not its raw val_loss
+}
+
 TEST(BenchScore, MedianOfAnEvenCountIsTheMeanOfTheMiddleTwo) {
   EXPECT_DOUBLE_EQ(hpt::host::spread({3, 1, 2}).median, 2);
   EXPECT_DOUBLE_EQ(hpt::host::spread({4, 1, 3, 2}).median, 2.5);

@@ -235,6 +235,27 @@ TEST(NowcastDynamics, AHybridRunWithATrainedNowcasterPredictsSteps) {
   EXPECT_LT(built.engine->state().real_steps, 200);
 }
 
+// Preset hybrid_nowcast: its model file ships beside it (found relative to the preset),
+// and its phases are exactly the model's jump (ahead x window predicted steps) after a
+// full context (context x window real steps).
+TEST(NowcastDynamics, ThePresetsModelShipsAndItsPhasesAreTheModelsJump) {
+  auto m = hpt::host::resolve(
+      hpt::host::Manifest::load(std::string(HPT_SOURCE_DIR) + "/configs/fm16_nino.toml", {"run.preset=\"hybrid_nowcast\""}),
+      hpt::test::built_plugins());
+  const auto& dynamics = m.at(hpt::PluginKind::DynamicsModel).options;
+  const auto& phase = m.at(hpt::PluginKind::PhaseController).options;
+  EXPECT_EQ(dynamics.get_string("model"),
+            (fs::path(HPT_SOURCE_DIR) / "configs/presets/nowcast/fm_w200_c8_a5.pt").lexically_normal().string());
+  auto net = hpt::nowcast::load_nowcaster(dynamics.get_string("model"));
+  const auto& shape = net->shape();
+  EXPECT_EQ(shape.window, 200);
+  EXPECT_EQ(shape.context, 8);
+  EXPECT_EQ(shape.ahead, 5);
+  for (const char* key : {"initial_horizon", "min_horizon", "max_horizon"})
+    EXPECT_EQ(phase.get_int(key), shape.ahead * shape.window) << key;
+  EXPECT_EQ(phase.get_int("warmup_steps"), shape.context * shape.window);
+}
+
 TEST(NowcastDynamics, AMissingModelIsBadInputNamingIt) {
   try {
     hpt::test::build_engine(kRun, {"dynamics.plugin=\"nowcast\"", "dynamics.model=\"/nonexistent/model.pt\""});

@@ -211,9 +211,9 @@ TEST(Preset, AnUnknownPresetNamesTheKnownOnes) {
   EXPECT_THAT(e, HasSubstr("override 'run.preset=hybrid_lin'"));
   EXPECT_THAT(e, HasSubstr("unknown preset 'hybrid_lin'"));
   EXPECT_THAT(e, HasSubstr("did you mean 'hybrid_linear'?"));
-  EXPECT_THAT(e, HasSubstr("known presets: hybrid_linear, hybrid_rssm"));
+  EXPECT_THAT(e, HasSubstr("known presets: hybrid_linear, hybrid_nowcast, hybrid_rssm"));
   const std::string t = error_of([] { resolved_text(kSyntheticRun, {"run.preset=3"}); });
-  EXPECT_THAT(t, HasSubstr("'run.preset' must be a string naming a preset (hybrid_linear, hybrid_rssm"));
+  EXPECT_THAT(t, HasSubstr("'run.preset' must be a string naming a preset (hybrid_linear, hybrid_nowcast, hybrid_rssm"));
 }
 
 TEST(Preset, MalformedAndNestedPresetsAreErrorsInThePresetsFile) {

@@ -14,8 +14,9 @@
 #include <set>
 #include <sstream>
 
-#include "output/run_directory.hpp"
 #include "bench/svg_plot.hpp"
+#include "config/averaging_settings.hpp"
+#include "output/run_directory.hpp"
 
 namespace hpt::host {
 
@@ -236,12 +237,33 @@ std::string plot_time_to_target(const BenchResults& r, std::size_t seeds) {
   return plot.render();
 }
 
+// The variant's target metric (its target_metric, or the bench's).
+std::string variant_metric(const BenchResults& r, const std::string& variant) {
+  for (const auto& s : r.stats)
+    if (s.name == variant && !s.metric.empty()) return s.metric;
+  return r.target.metric;
+}
+
+// `key` measured on the weights the variant is judged on: "avg.<key>" when its target
+// metric is one of the weight average's.
+std::string judged_key(const BenchResults& r, const std::string& variant, const std::string& key) {
+  return variant_metric(r, variant).rfind(kAveragedMetricPrefix, 0) == 0 ? kAveragedMetricPrefix + key : key;
+}
+
+// The final metric's column name: the bench's target metric, or "target metric" when a
+// variant reads its own (its target_metric, named in the Variants list).
+std::string final_metric_name(const BenchResults& r) {
+  for (const auto& s : r.stats)
+    if (!s.metric.empty() && s.metric != r.target.metric) return "target metric";
+  return r.target.metric;
+}
+
 // The per-variant table as rows of cells (header first).
 std::vector<std::vector<std::string>> variant_table(const BenchResults& r) {
   const bool at_step = r.target.min_steps > 0;
   std::vector<std::vector<std::string>> rows = {
       {"variant", "reached target", "time to target (s)", "steps to target", "backward passes to target",
-       "final " + r.target.metric, "predicted steps (%)", "roll-backs", "speedup vs " + r.baseline}};
+       "final " + final_metric_name(r), "predicted steps (%)", "roll-backs", "speedup vs " + r.baseline}};
   if (at_step) rows[0].insert(rows[0].begin() + 6, r.target.metric + " at step " + std::to_string(r.target.min_steps));
   for (const auto& s : r.stats) {
     rows.push_back({s.name, std::to_string(s.reached) + "/" + std::to_string(s.runs), cell(s.seconds), cell(s.steps),
@@ -255,7 +277,7 @@ std::vector<std::vector<std::string>> variant_table(const BenchResults& r) {
 std::vector<std::vector<std::string>> run_table(const BenchResults& r) {
   const bool at_step = r.target.min_steps > 0;
   std::vector<std::vector<std::string>> rows = {{"#", "run", "status", "time to target (s)", "steps to target",
-                                                 "backward passes", "final " + r.target.metric, "predicted (%)",
+                                                 "backward passes", "final " + final_metric_name(r), "predicted (%)",
                                                  "roll-backs", "log"}};
   if (at_step) rows[0].insert(rows[0].begin() + 7, r.target.metric + " at step " + std::to_string(r.target.min_steps));
   for (std::size_t i = 0; i < r.runs.size(); ++i) {
@@ -277,14 +299,14 @@ std::vector<std::vector<std::string>> run_table(const BenchResults& r) {
     };
     double final_metric = std::numeric_limits<double>::quiet_NaN();
     if (const auto* m = run.summary.if_contains("final_metrics"); m && m->is_object())
-      final_metric = report_number(m->as_object(), r.target.metric.c_str());
+      final_metric = report_number(m->as_object(), variant_metric(r, run.variant).c_str());
     std::string miss = t.reached ? "" : " (missed: 2× budget)";
     row.insert(row.end(), {summary_text("status"), short_number(t.seconds) + miss, short_number(t.steps),
                            short_number(t.backward_passes), std::isfinite(final_metric) ? short_number(final_metric) : "—",
                            short_number(100.0 * report_number(run.summary, "predicted_fraction")),
                            short_number(report_number(run.summary, "rollbacks")), run.log});
     if (at_step) {
-      std::optional<double> x = metric_at_step(run, r.target.metric, r.target.min_steps);
+      std::optional<double> x = metric_at_step(run, variant_metric(r, run.variant), r.target.min_steps);
       row.insert(row.begin() + 7, x ? short_number(*x) : "—");
     }
     rows.push_back(row);
@@ -433,8 +455,17 @@ BenchResults collect_results(const BenchManifest& bench, const std::vector<Plann
       if (o.name == p.name && !o.skipped) rec.exit_code = o.exit_code;
     r.runs.push_back(std::move(rec));
   }
-  for (const auto& v : r.variants)
-    r.stats.push_back(variant_stats(r.runs, v, r.baseline, r.target.metric, r.target.min_steps));
+  for (const auto& v : r.variants) {
+    // A variant's own target_metric (e.g. avg.val_accuracy for an averaged baseline) is
+    // the metric its final value and its value at min_steps are read from.
+    std::string metric = r.target.metric;
+    for (const auto& p : runs)
+      if (p.variant == v && p.resolved.run.target) {
+        metric = p.resolved.run.target->metric;
+        break;
+      }
+    r.stats.push_back(variant_stats(r.runs, v, r.baseline, metric, r.target.min_steps));
+  }
   r.pairwise_seconds = pairwise_speedups(r.runs, r.variants, TargetMeasure::Seconds);
   r.pairwise_backward_passes = pairwise_speedups(r.runs, r.variants, TargetMeasure::BackwardPasses);
   return r;
@@ -462,6 +493,8 @@ std::string report_markdown(const BenchResults& r) {
     os << "- " << r.variants[i] << ":";
     if (r.overrides[i].empty()) os << " the base manifest as it is";
     for (const auto& o : r.overrides[i]) os << " `" << o << "`";
+    if (i < r.stats.size() && !r.stats[i].metric.empty() && r.stats[i].metric != r.target.metric)
+      os << "; target on " << r.stats[i].metric;
     os << "\n";
   }
   std::string failed = failed_runs_text(r);
@@ -519,11 +552,15 @@ std::string report_html(const BenchResults& r) {
          "Each dot is one seed; hollow dots missed the target and count by the budget rule.");
   figure(plot_curves(r, {"metric-time", lettered(metric + " against training time"),
                          "training wall-clock time (s, evaluation excluded)", metric,
-                         [&](const RunRecord& run) { return eval_curve(run, "train_seconds", metric); }, true, false,
+                         [&](const RunRecord& run) {
+                           return eval_curve(run, "train_seconds", variant_metric(r, run.variant));
+                         },
+                         true, false,
                          r.target}),
          "Each run holds its latest evaluation; thin lines: one per seed; thick line: median over seeds; band: min–max.");
   figure(plot_curves(r, {"val-loss-step", lettered("validation loss against step"), step_axis, "val_loss",
-                         [](const RunRecord& run) { return eval_curve(run, "step", "val_loss"); }, true, true,
+                         [&](const RunRecord& run) { return eval_curve(run, "step", judged_key(r, run.variant, "val_loss")); },
+                         true, true,
                          metric == "val_loss" ? std::optional<MetricGoal>(r.target) : std::nullopt}),
          "val_loss at each evaluation; thin lines: one per seed; thick line: median over seeds; band: min–max.");
   figure(plot_curves(r, {"loss-step", lettered("training loss against step"), step_axis,

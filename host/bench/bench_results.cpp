@@ -249,6 +249,7 @@ VariantStats variant_stats(const std::vector<RunRecord>& runs, const std::string
                            const std::string& baseline, const std::string& metric, std::int64_t at_step) {
   VariantStats v;
   v.name = variant;
+  v.metric = metric;
   std::vector<double> seconds, steps, backward, final_metric, at_step_metric, fraction, rollbacks;
   for (const auto& r : runs) {
     if (r.variant != variant) continue;

@@ -106,6 +106,7 @@ std::vector<PairwiseSpeedup> pairwise_speedups(const std::vector<RunRecord>& run
 
 struct VariantStats {
   std::string name;
+  std::string metric;         // the variant's target metric (its target_metric, or the bench's)
   std::size_t runs = 0;
   std::size_t finished = 0;
   std::size_t reached = 0;
