@@ -79,9 +79,15 @@ int run_manifest(const RunRequest& a, std::ostream& out) {
       // latest checkpoint of the run, or start over when there are none to go on from.
       if (resolved.has(PluginKind::Checkpointer)) resolved.run.resume = true;
       else options.overwrite = true;
-      std::cerr << "hpt: rank " << launch->rank << ": restart " << launch->restart_count << " of the group: "
-                << (resolved.run.resume ? "resuming from the latest checkpoint" : "starting over (no [checkpointer])")
-                << "\n";
+      // One write for the whole line: every rank prints it at once to the same stderr, and
+      // an unbuffered std::cerr writes each << apart (the lines came out interleaved).
+      std::ostringstream line;
+      line << "hpt: rank " << launch->rank << ": restart " << launch->restart_count << " of the group: "
+           << (resolved.run.resume ? "resuming from the latest checkpoint" : "starting over (no [checkpointer])")
+           << "\n";
+      const std::string text = line.str();
+      std::cerr.write(text.data(), static_cast<std::streamsize>(text.size()));
+      std::cerr.flush();
     }
     options.world = connect_world(*launch, DistributedSettings::from(resolved.distributed));
     if (launch->rank != 0) options.progress = 0;
