@@ -273,6 +273,11 @@ TEST(Distributed, BadSectionAndIncompleteLaunchAreRefusedWithExitTwo) {
 
 // torchrun with its arguments for Debian's 1.13 on Python 3.11, in a process group of its own.
 pid_t torchrun(const std::vector<std::string>& args, const std::string& log) {
+  // Not --standalone: Debian's torchrun 1.13 then puts its rendezvous store on port 29400
+  // every time, and two torchrun tests at once (ctest -j2), or one right after another,
+  // failed with "Address already in use". Each test process gets its own port.
+  const std::string endpoint = "--rdzv_endpoint=localhost:" + std::to_string(33500 + (getpid() % 2000));
+  const std::string id = "--rdzv_id=hpt-test-" + std::to_string(getpid());
   pid_t p = fork();
   if (p == 0) {
     setpgid(0, 0);
@@ -281,7 +286,8 @@ pid_t torchrun(const std::vector<std::string>& args, const std::string& log) {
       dup2(fileno(f), 1);
       dup2(fileno(f), 2);
     }
-    std::vector<std::string> all = {"torchrun", "--standalone", "--nproc_per_node=2", "-r", "1", "-t", "1"};
+    std::vector<std::string> all = {"torchrun", "--nnodes=1", "--rdzv_backend=c10d", endpoint, id,
+                                    "--nproc_per_node=2", "-r", "1", "-t", "1"};
     all.insert(all.end(), args.begin(), args.end());
     std::vector<char*> argv;
     for (auto& a : all) argv.push_back(a.data());
