@@ -42,6 +42,17 @@ std::string record(const TempDir& dir, std::uint64_t seed) {
   return b.engine->run_dir();
 }
 
+// The layout of one parameter "w", a vector of `size`, in a group of its own.
+hpt::ParameterLayout one_vector(std::int64_t size) {
+  hpt::ParameterLayout layout;
+  layout.names = {"w"};
+  layout.shapes = {{size}};
+  layout.group_names = {"w"};
+  layout.groups = {{0}};
+  layout.group_of = {0};
+  return layout;
+}
+
 std::pair<int, std::string> run_tool(const std::string& args) {
   std::string out;
   FILE* pipe = ::popen((std::string(HPT_NOWCAST_TRAIN) + " " + args + " 2>&1").c_str(), "r");
@@ -150,12 +161,7 @@ TEST(NowcastDynamics, ConfidentWithAFullContextAndForecastsTheNetsChangeOverTheJ
   hpt::nowcast::save_nowcaster(net, path);
   auto model = hpt::test::make_plugin<hpt::DynamicsModel>(hpt::PluginKind::DynamicsModel, "nowcast",
                                                           {{"model", path}});
-  hpt::ParameterLayout layout;
-  layout.names = {"w"};
-  layout.shapes = {{3}};
-  layout.group_names = {"w"};
-  layout.groups = {{0}};
-  layout.group_of = {0};
+  const hpt::ParameterLayout layout = one_vector(3);
   model->bind(layout);
   std::vector<torch::Tensor> updates;
   for (int s = 1; s <= 8; ++s) {
@@ -188,12 +194,7 @@ TEST(NowcastDynamics, AJumpStartsFromTheWeightAverageWithAverageDecay) {
   hpt::nowcast::save_nowcaster(net, path);
   auto model = hpt::test::make_plugin<hpt::DynamicsModel>(hpt::PluginKind::DynamicsModel, "nowcast",
                                                           {{"model", path}, {"average_decay", 0.9}});
-  hpt::ParameterLayout layout;
-  layout.names = {"w"};
-  layout.shapes = {{2}};
-  layout.group_names = {"w"};
-  layout.groups = {{0}};
-  layout.group_of = {0};
+  const hpt::ParameterLayout layout = one_vector(2);
   model->bind(layout);
   torch::Tensor w = torch::tensor({1.0, -1.0}), average = w.clone();
   for (int s = 1; s <= 4; ++s) {
